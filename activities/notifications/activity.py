@@ -1,0 +1,240 @@
+"""The ``notify`` activity: resolve targets, then deliver to each recipient exactly as often
+as the ``notifications`` table allows.
+
+Per delivery: insert its key if absent, claim it (``attempts + 1``) only while it is
+``pending``, send, then record ``sent`` or ``failed``. A key already ``sent`` or ``failed`` is
+skipped, so Temporal retries of this activity never re-send what went out. Deliveries run
+concurrently and are independent: a permanent failure is recorded and returned in
+``NotifyResult.failed``; transient failures are left ``pending`` and, once every delivery of
+this attempt has finished, raised as one retryable ``ApplicationError`` so the activity's
+retry policy (with the receiver's ``Retry-After``, if any) tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+import httpx
+from psycopg_pool import AsyncConnectionPool
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.notifications.channels.apprise_channel import send_apprise
+from activities.notifications.channels.console import send_console
+from activities.notifications.channels.email import send_email
+from activities.notifications.channels.http import redact_url
+from activities.notifications.channels.slack import send_slack
+from activities.notifications.channels.webhook import send_webhook
+from activities.notifications.delivery import Delivery, resolve
+from activities.notifications.errors import DeliveryError, permanent, transient
+from activities.notifications.rendering import RenderedMessage, Renderer, incident_link
+from schemas.activity_io import NOTIFY, FailedDelivery, NotifyInput, NotifyResult
+from schemas.enums import ChannelKind
+from schemas.policy import Policy
+from schemas.settings import Settings
+
+#: ``ApplicationError.type`` of the retryable error raised for transient failures
+TRANSIENT_ERROR_TYPE = "NotificationDeliveryRetry"
+
+_INSERT = """
+INSERT INTO notifications (key, number, seq, event_kind, target, recipient, channel, address)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (key) DO NOTHING
+"""
+_CLAIM = """
+UPDATE notifications SET attempts = attempts + 1
+WHERE key = %s AND status = 'pending'
+RETURNING attempts
+"""
+_PRIOR = "SELECT status, last_error FROM notifications WHERE key = %s"
+_SENT = (
+    "UPDATE notifications SET status = 'sent', sent_at = now(), last_error = NULL WHERE key = %s"
+)
+_FAILED = "UPDATE notifications SET status = 'failed', last_error = %s WHERE key = %s"
+_RETRY = "UPDATE notifications SET last_error = %s WHERE key = %s"
+
+
+@dataclass
+class _Outcome:
+    delivery: Delivery
+    status: Literal["delivered", "skipped", "failed", "retry"]
+    reason: str | None = None
+    retry_after: float | None = None
+
+
+def _stored_address(delivery: Delivery) -> str | None:
+    """What the table keeps of the address: URLs redacted (they often embed tokens)."""
+    if delivery.address is None:
+        return None
+    if delivery.channel == ChannelKind.EMAIL.value:
+        return delivery.address
+    return redact_url(delivery.address)
+
+
+class NotifyActivities:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        policy: Policy,
+        settings: Settings,
+        http: httpx.AsyncClient | None = None,
+        renderer: Renderer | None = None,
+    ) -> None:
+        self.pool = pool
+        self.policy = policy
+        self.settings = settings
+        self.http = http
+        self.renderer = renderer or Renderer(settings.incidentflow_templates)
+        self.base_url = settings.incidentflow_base_url or policy.base_url
+
+    @activity.defn(name=NOTIFY)
+    async def notify(self, input: NotifyInput) -> NotifyResult:
+        resolution = resolve(
+            self.policy,
+            input.incident.number,
+            input.event.seq,
+            input.targets,
+            input.event.at,
+        )
+        if self.http is not None:
+            outcomes = await self._fan_out(input, resolution.deliveries, self.http)
+        else:
+            async with httpx.AsyncClient(follow_redirects=False) as client:
+                outcomes = await self._fan_out(input, resolution.deliveries, client)
+
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        if errors:
+            # e.g. the database went away: retry the whole activity; sent keys stay skipped
+            raise errors[0]
+        done = [o for o in outcomes if isinstance(o, _Outcome)]
+        retry = [o for o in done if o.status == "retry"]
+        if retry:
+            delays = [o.retry_after for o in retry if o.retry_after is not None]
+            reasons = "; ".join(f"{o.delivery.key}: {o.reason}" for o in retry)
+            raise ApplicationError(
+                f"{len(retry)} of {len(done)} notification deliveries failed transiently: "
+                f"{reasons}",
+                type=TRANSIENT_ERROR_TYPE,
+                next_retry_delay=timedelta(seconds=max(delays)) if delays else None,
+            )
+        return NotifyResult(
+            delivered=[o.delivery.key for o in done if o.status == "delivered"],
+            skipped=[o.delivery.key for o in done if o.status == "skipped"],
+            failed=[
+                FailedDelivery(
+                    target=o.delivery.target,
+                    recipient=o.delivery.recipient,
+                    channel=o.delivery.channel,
+                    reason=o.reason or "unknown",
+                )
+                for o in done
+                if o.status == "failed" or (o.status == "skipped" and o.reason is not None)
+            ],
+            recipients=resolution.recipients,
+        )
+
+    async def _fan_out(
+        self, input: NotifyInput, deliveries: list[Delivery], client: httpx.AsyncClient
+    ) -> list[_Outcome | BaseException]:
+        return await asyncio.gather(
+            *(self._deliver(input, d, client) for d in deliveries), return_exceptions=True
+        )
+
+    async def _deliver(
+        self, input: NotifyInput, delivery: Delivery, client: httpx.AsyncClient
+    ) -> _Outcome:
+        key = delivery.key
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                _INSERT,
+                (
+                    key,
+                    delivery.number,
+                    delivery.seq,
+                    str(input.event.kind),
+                    delivery.target,
+                    delivery.recipient,
+                    delivery.channel,
+                    _stored_address(delivery),
+                ),
+            )
+            claimed = await (await conn.execute(_CLAIM, (key,))).fetchone()
+            prior = None if claimed else await (await conn.execute(_PRIOR, (key,))).fetchone()
+        if prior is not None:
+            status, last_error = prior
+            activity.logger.info("notification %s already %s, skipped", key, status)
+            # a failure recorded by an earlier attempt is reported again, so it is not lost
+            return _Outcome(delivery, "skipped", last_error if status == "failed" else None)
+
+        try:
+            if delivery.problem is not None:
+                raise permanent(delivery.problem)
+            try:
+                message = self.renderer.render(
+                    input.incident,
+                    input.event,
+                    recipient=delivery.display_name or delivery.recipient,
+                    link=incident_link(self.base_url, input.incident.number),
+                )
+            except Exception as exc:  # a broken (override) template must not block others
+                raise permanent(f"template error: {type(exc).__name__}: {exc}") from exc
+            try:
+                await self._send(input, delivery, message, client)
+            except DeliveryError:
+                raise
+            except Exception as exc:
+                # unforeseen: retry rather than drop a page; only the type, as the message
+                # of a library error may quote a secret-bearing URL
+                raise transient(f"unexpected {type(exc).__name__} while sending") from exc
+        except DeliveryError as exc:
+            if exc.transient:
+                await self._record(_RETRY, (exc.reason, key))
+                activity.logger.warning("notification %s will be retried: %s", key, exc.reason)
+                return _Outcome(delivery, "retry", exc.reason, exc.retry_after)
+            await self._record(_FAILED, (exc.reason, key))
+            activity.logger.warning("notification %s failed: %s", key, exc.reason)
+            return _Outcome(delivery, "failed", exc.reason)
+        await self._record(_SENT, (key,))
+        activity.logger.info("notification %s sent", key)
+        return _Outcome(delivery, "delivered")
+
+    async def _record(self, sql: str, params: tuple[Any, ...]) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(sql, params)
+
+    async def _send(
+        self,
+        input: NotifyInput,
+        delivery: Delivery,
+        message: RenderedMessage,
+        client: httpx.AsyncClient,
+    ) -> None:
+        channel = ChannelKind(delivery.channel)
+        address = delivery.address or ""
+        if channel != ChannelKind.CONSOLE and not address:
+            raise permanent(f"{channel.value} channel has no address")
+        if channel == ChannelKind.EMAIL:
+            await send_email(self.settings, address, message, key=delivery.key)
+        elif channel == ChannelKind.SLACK:
+            await send_slack(client, address, message)
+        elif channel == ChannelKind.WEBHOOK:
+            payload = {
+                "type": "incidentflow.notification",
+                "version": 1,
+                "key": delivery.key,
+                "target": delivery.target,
+                "recipient": delivery.recipient,
+                "link": incident_link(self.base_url, input.incident.number),
+                "subject": message.subject,
+                "text": message.text,
+                "event": input.event.model_dump(mode="json"),
+                "incident": input.incident.summary().model_dump(mode="json"),
+            }
+            await send_webhook(client, address, payload, key=delivery.key, secret=delivery.secret)
+        elif channel == ChannelKind.APPRISE:
+            await send_apprise(address, message)
+        else:
+            await send_console(delivery.recipient, message, key=delivery.key)

@@ -1,0 +1,1 @@
+"""One module per channel kind; each exposes an async ``send_*`` raising ``DeliveryError``."""

@@ -1,0 +1,90 @@
+"""Input model of every responder action (one per Update), each with its own type so fields
+can be added later without breaking running workflows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.enums import Role, Severity
+
+
+class ActionInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    actor: str = Field(min_length=1, max_length=200)
+    #: the incident the caller means; a workflow ID is reused by later incidents of the same
+    #: alert key, so the workflow rejects an action whose number is not its own
+    number: str | None = None
+
+
+class AcknowledgeInput(ActionInput):
+    note: str | None = None
+
+
+class InvestigateInput(ActionInput):
+    note: str | None = None
+
+
+class MitigateInput(ActionInput):
+    note: str | None = None
+
+
+class ResolveInput(ActionInput):
+    resolution: str | None = None
+
+
+class CloseInput(ActionInput):
+    reason: str | None = None
+
+
+class CancelInput(ActionInput):
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class ReopenInput(ActionInput):
+    reason: str | None = None
+
+
+class AssignInput(ActionInput):
+    role: Role
+    user: str = Field(min_length=1, max_length=200)
+
+
+class ChangeSeverityInput(ActionInput):
+    severity: Severity
+    reason: str | None = None
+
+
+class NoteInput(ActionInput):
+    text: str = Field(min_length=1, max_length=65536)
+
+
+class StatusUpdateInput(ActionInput):
+    text: str = Field(min_length=1, max_length=65536)
+
+
+class EscalateInput(ActionInput):
+    """Manual escalation: to the next level, or straight to a named target (``user:bob``)."""
+
+    target: str | None = None
+    reason: str | None = None
+
+
+class MergeInput(ActionInput):
+    into: str = Field(min_length=1, pattern=r"^INC-\d+$")
+
+
+class AlertRepeat(BaseModel):
+    """Signal payload: the same alert fired again."""
+
+    at: datetime | None = None
+    details: dict[str, str] = Field(default_factory=dict)
+
+
+class AlertClear(BaseModel):
+    """Signal payload: the monitoring system says the alert condition is gone."""
+
+    actor: str = "monitoring"
+    at: datetime | None = None

@@ -1,0 +1,137 @@
+"""The vocabulary of incidentflow: every closed set of values, as string enums.
+
+String enums serialise as their value, so they read well in JSON, SQL rows, search
+attributes and templates alike.
+"""
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    TRIGGERED = "triggered"
+    ACKNOWLEDGED = "acknowledged"
+    INVESTIGATING = "investigating"
+    MITIGATED = "mitigated"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class Severity(StrEnum):
+    SEV1 = "SEV1"
+    SEV2 = "SEV2"
+    SEV3 = "SEV3"
+    SEV4 = "SEV4"
+
+
+class Impact(StrEnum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class Urgency(StrEnum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class Priority(StrEnum):
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+    P4 = "P4"
+    P5 = "P5"
+
+
+class Category(StrEnum):
+    SOFTWARE = "software"
+    HARDWARE = "hardware"
+    NETWORK = "network"
+    SECURITY = "security"
+    DATA = "data"
+    USER_ERROR = "user_error"
+    OTHER = "other"
+
+
+class Role(StrEnum):
+    COMMANDER = "commander"
+    ASSIGNEE = "assignee"
+    SCRIBE = "scribe"
+    COMMUNICATIONS = "communications"
+
+
+class Action(StrEnum):
+    """Responder actions; each is one Update on the incident workflow."""
+
+    ACKNOWLEDGE = "acknowledge"
+    INVESTIGATE = "investigate"
+    MITIGATE = "mitigate"
+    RESOLVE = "resolve"
+    CLOSE = "close"
+    CANCEL = "cancel"
+    REOPEN = "reopen"
+    ASSIGN = "assign"
+    CHANGE_SEVERITY = "change_severity"
+    ADD_NOTE = "add_note"
+    POST_STATUS_UPDATE = "post_status_update"
+    ESCALATE = "escalate"
+    MERGE_INTO = "merge_into"
+
+
+class EventKind(StrEnum):
+    """Kinds of timeline events. Notification templates exist for the notifying subset."""
+
+    TRIGGERED = "triggered"
+    ALERT_REPEATED = "alert_repeated"
+    ALERT_CLEARED = "alert_cleared"
+    ACKNOWLEDGED = "acknowledged"
+    INVESTIGATING = "investigating"
+    MITIGATED = "mitigated"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+    REOPENED = "reopened"
+    ASSIGNED = "assigned"
+    SEVERITY_CHANGED = "severity_changed"
+    NOTE_ADDED = "note_added"
+    STATUS_UPDATE_POSTED = "status_update_posted"
+    STATUS_UPDATE_DUE = "status_update_due"
+    ESCALATED = "escalated"
+    ESCALATION_EXHAUSTED = "escalation_exhausted"
+    SLA_BREACHED = "sla_breached"
+    MERGED = "merged"
+    NOTIFICATION_FAILED = "notification_failed"
+    REVIEW_SCHEDULED = "review_scheduled"
+    REVIEW_REMINDER = "review_reminder"
+    REVIEW_OVERDUE = "review_overdue"
+    REVIEW_COMPLETED = "review_completed"
+
+
+class Clock(StrEnum):
+    """The SLA clocks an incident keeps."""
+
+    ACK = "ack"
+    MITIGATE = "mitigate"
+    RESOLVE = "resolve"
+    UPDATE = "update"
+
+
+class Scope(StrEnum):
+    INGEST = "ingest"
+    RESPOND = "respond"
+    READ = "read"
+    ADMIN = "admin"
+
+
+class TargetKind(StrEnum):
+    USER = "user"
+    SCHEDULE = "schedule"
+    CHANNEL = "channel"
+
+
+class ChannelKind(StrEnum):
+    EMAIL = "email"
+    SLACK = "slack"
+    WEBHOOK = "webhook"
+    APPRISE = "apprise"
+    CONSOLE = "console"

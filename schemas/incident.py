@@ -1,0 +1,177 @@
+"""The incident as every surface sees it: alert input, timeline events, the snapshot."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.enums import (
+    Category,
+    Clock,
+    EventKind,
+    Impact,
+    Priority,
+    Role,
+    Severity,
+    Status,
+    Urgency,
+)
+from schemas.policy import EscalationPolicy, SeverityPolicy
+
+
+class Link(BaseModel):
+    href: str
+    text: str = ""
+
+
+class Alert(BaseModel):
+    """One alert from a monitoring system (or a human trigger), already classified.
+
+    ``alert_id`` is unique per delivery; it tells the starting alert from repeats when a
+    trigger arrives by update-with-start.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    alert_id: str = ""
+    service: str = Field(min_length=1)
+    title: str = Field(min_length=1, max_length=1024)
+    description: str = Field(default="", max_length=65536)
+    dedup_key: str | None = Field(default=None, max_length=255)
+    source: str = "api"
+    severity: Severity | None = None
+    impact: Impact = Impact.MEDIUM
+    urgency: Urgency = Urgency.MEDIUM
+    category: Category = Category.OTHER
+    labels: dict[str, str] = Field(default_factory=dict)
+    details: dict[str, Any] = Field(default_factory=dict)
+    links: list[Link] = Field(default_factory=list)
+    actor: str = "monitoring"
+    occurred_at: datetime | None = None
+
+
+class TimelineEvent(BaseModel):
+    """One entry of an incident's timeline; ``seq`` is the idempotency key downstream."""
+
+    seq: int
+    at: datetime
+    actor: str
+    kind: EventKind
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Deadlines(BaseModel):
+    """Absolute instants of the SLA clocks; ``None`` once a clock is met or not running."""
+
+    ack: datetime | None = None
+    mitigate: datetime | None = None
+    resolve: datetime | None = None
+    update: datetime | None = None
+    next_escalation: datetime | None = None
+
+    def get(self, clock: Clock) -> datetime | None:
+        value: datetime | None = getattr(self, clock.value)
+        return value
+
+
+class Breach(BaseModel):
+    clock: Clock
+    deadline: datetime
+    at: datetime
+    late_by_seconds: float
+
+
+class EscalationState(BaseModel):
+    policy: EscalationPolicy
+    #: 1-based level last paged; 0 before the first page
+    level: int = 0
+    #: how many times the policy has been looped (0 on the first pass)
+    loop: int = 0
+    exhausted: bool = False
+    #: escalation runs only while this is true (stops on acknowledge)
+    active: bool = True
+    #: highest level reached, for reports
+    max_level: int = 0
+
+
+class IncidentPolicy(BaseModel):
+    """The slice of the policy an incident runs on, snapshotted when it is triggered."""
+
+    service: str
+    escalation: EscalationPolicy
+    severities: dict[Severity, SeverityPolicy]
+    auto_resolve: bool = True
+    reopen_window: timedelta = timedelta(hours=1)
+    base_url: str = "http://localhost:8000"
+
+
+class IncidentStart(BaseModel):
+    """Input of ``IncidentWorkflow.run``; also what continue-as-new carries (``carried``)."""
+
+    alert: Alert
+    policy: IncidentPolicy
+    carried: IncidentSnapshot | None = None
+
+
+class IncidentSnapshot(BaseModel):
+    """Everything known about one incident; the ``state`` query returns this."""
+
+    number: str = ""
+    workflow_id: str = ""
+    run_id: str = ""
+    title: str
+    description: str = ""
+    service: str
+    status: Status = Status.TRIGGERED
+    severity: Severity
+    priority: Priority
+    impact: Impact
+    urgency: Urgency
+    category: Category
+    labels: dict[str, str] = Field(default_factory=dict)
+    details: dict[str, Any] = Field(default_factory=dict)
+    links: list[Link] = Field(default_factory=list)
+    dedup_key: str | None = None
+    source: str = "api"
+    alert_count: int = 1
+    alert_cleared: bool = False
+    created_at: datetime
+    acknowledged_at: datetime | None = None
+    mitigated_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    reopened_at: datetime | None = None
+    reopen_count: int = 0
+    last_status_update_at: datetime | None = None
+    responders: dict[Role, str] = Field(default_factory=dict)
+    #: everyone who acted on the incident, in order of first action (review attendees)
+    participants: list[str] = Field(default_factory=list)
+    deadlines: Deadlines = Field(default_factory=Deadlines)
+    breaches: list[Breach] = Field(default_factory=list)
+    escalation: EscalationState
+    merged_into: str | None = None
+    close_reason: str | None = None
+    review_workflow_id: str | None = None
+    timeline: list[TimelineEvent] = Field(default_factory=list)
+    last_seq: int = 0
+
+    def summary(self) -> IncidentSnapshot:
+        """The snapshot without its timeline, for ticket rows and notifications."""
+        return self.model_copy(update={"timeline": []})
+
+
+class IncidentRef(BaseModel):
+    """What a trigger returns."""
+
+    number: str
+    workflow_id: str
+    run_id: str = ""
+    created: bool
+    reopened: bool = False
+    alert_count: int = 1
+    status: Status = Status.TRIGGERED
+
+
+IncidentStart.model_rebuild()

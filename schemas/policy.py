@@ -1,0 +1,282 @@
+"""The policy: who is paged, how fast, through what. Loaded from YAML by ``schemas.policy_file``.
+
+Every model forbids unknown fields so a typo in the policy file is an error, not a
+silently ignored setting. Cross references (a service naming an escalation policy, a
+level naming a user) are checked once, in :class:`Policy`, and every broken one is listed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from schemas.durations import Duration
+from schemas.enums import (
+    Category,
+    ChannelKind,
+    Impact,
+    Scope,
+    Severity,
+    TargetKind,
+    Urgency,
+)
+
+
+class PolicyModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class User(PolicyModel):
+    name: str = Field(min_length=1)
+    email: str | None = None
+    slack: str | None = Field(default=None, description="Slack incoming-webhook URL for DMs")
+    webhook: str | None = Field(default=None, description="personal webhook URL")
+    full_name: str | None = None
+
+
+class Channel(PolicyModel):
+    name: str = Field(min_length=1)
+    kind: ChannelKind
+    #: email address for email; webhook URL for slack/webhook; Apprise URL for apprise
+    target: str = ""
+    #: HMAC secret for signed webhooks (kind webhook)
+    secret: str | None = None
+
+
+class Override(PolicyModel):
+    user: str
+    start: datetime
+    end: datetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Override:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("override start and end need a UTC offset (e.g. 2026-01-01T09:00Z)")
+        if self.end <= self.start:
+            raise ValueError("override end must be after its start")
+        return self
+
+
+class Schedule(PolicyModel):
+    """A rotation: users take turns of ``shift`` length, handing off at ``handoff`` in ``zone``."""
+
+    name: str = Field(min_length=1)
+    users: list[str] = Field(min_length=1)
+    shift: Duration = timedelta(days=7)
+    handoff: time = time(9, 0)
+    zone: str = "UTC"
+    #: the day the first user in ``users`` starts (rotation epoch), local to ``zone``
+    start: datetime = datetime(2024, 1, 1)
+    overrides: list[Override] = Field(default_factory=list)
+
+    @field_validator("zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("shift")
+    @classmethod
+    def _positive_shift(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("shift must be positive")
+        return value
+
+
+class EscalationTarget(PolicyModel):
+    """Who a level pages. Written ``user:alice``, ``schedule:primary`` or ``channel:ops``."""
+
+    kind: TargetKind
+    name: str = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            kind, sep, name = value.partition(":")
+            if not sep:
+                raise ValueError(f"target {value!r} must be written kind:name, e.g. user:alice")
+            return {"kind": kind.strip(), "name": name.strip()}
+        return value
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}:{self.name}"
+
+
+class EscalationLevel(PolicyModel):
+    targets: list[EscalationTarget] = Field(min_length=1)
+    #: time without acknowledgement before the next level is paged
+    delay: Duration = timedelta(minutes=15)
+
+
+class EscalationPolicy(PolicyModel):
+    name: str = Field(min_length=1)
+    levels: list[EscalationLevel] = Field(min_length=1)
+    #: how many times to loop over all levels again after the last one
+    repeat: int = Field(default=0, ge=0, le=10)
+
+
+class SeverityPolicy(PolicyModel):
+    ack_within: Duration
+    mitigate_within: Duration
+    resolve_within: Duration
+    update_every: Duration | None = None
+    review_required: bool = False
+    #: business days after resolution
+    review_after: int = Field(default=5, ge=0, le=60)
+    #: paged when a mitigate/resolve clock is breached
+    on_breach: list[EscalationTarget] = Field(default_factory=list)
+
+
+class Service(PolicyModel):
+    name: str = Field(min_length=1)
+    description: str = ""
+    escalation_policy: str
+    integration_keys: list[str] = Field(default_factory=list)
+    #: an alert clear resolves the incident
+    auto_resolve: bool = True
+    #: a trigger inside this window after resolution reopens the incident
+    reopen_window: Duration = timedelta(hours=1)
+
+
+class ClassificationRule(PolicyModel):
+    """Labels -> classification. ``match`` values are regular expressions, fully matched."""
+
+    match: dict[str, str] = Field(min_length=1)
+    service: str | None = None
+    category: Category | None = None
+    impact: Impact | None = None
+    urgency: Urgency | None = None
+    severity: Severity | None = None
+
+
+class ApiToken(PolicyModel):
+    name: str = Field(min_length=1)
+    user: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    scopes: list[Scope] = Field(min_length=1)
+
+
+class ReviewPolicy(PolicyModel):
+    meeting_time: time = time(14, 0)
+    zone: str = "UTC"
+    duration: Duration = timedelta(hours=1)
+    holidays: list[str] = Field(default_factory=list, description="ISO dates skipped")
+    facilitator_fallback: str | None = None
+    owner: str | None = None
+    reminders: list[Duration] = Field(
+        default_factory=lambda: [timedelta(hours=24), timedelta(hours=1)]
+    )
+    overdue_after_business_days: int = 2
+
+
+class Policy(PolicyModel):
+    base_url: str = "http://localhost:8000"
+    users: list[User] = Field(default_factory=list)
+    channels: list[Channel] = Field(default_factory=list)
+    schedules: list[Schedule] = Field(default_factory=list)
+    escalation_policies: list[EscalationPolicy] = Field(default_factory=list)
+    severities: dict[Severity, SeverityPolicy]
+    services: list[Service] = Field(min_length=1)
+    classification: list[ClassificationRule] = Field(default_factory=list)
+    tokens: list[ApiToken] = Field(default_factory=list)
+    review: ReviewPolicy = ReviewPolicy()
+
+    @model_validator(mode="after")
+    def _references(self) -> Policy:
+        errors: list[str] = []
+        for section in ("users", "channels", "schedules", "escalation_policies", "services"):
+            seen: set[str] = set()
+            for i, item in enumerate(getattr(self, section)):
+                if item.name in seen:
+                    errors.append(f"{section}.{i}.name: duplicate name {item.name!r}")
+                seen.add(item.name)
+        users = {u.name for u in self.users}
+        known = {
+            TargetKind.USER: users,
+            TargetKind.SCHEDULE: {s.name for s in self.schedules},
+            TargetKind.CHANNEL: {c.name for c in self.channels},
+        }
+        missing_sev = [s.value for s in Severity if s not in self.severities]
+        if missing_sev:
+            errors.append(f"severities: missing {', '.join(missing_sev)}")
+        for i, sched in enumerate(self.schedules):
+            for j, user in enumerate(sched.users):
+                if user not in users:
+                    errors.append(f"schedules.{i}.users.{j}: unknown user {user!r}")
+            for j, ov in enumerate(sched.overrides):
+                if ov.user not in users:
+                    errors.append(f"schedules.{i}.overrides.{j}.user: unknown user {ov.user!r}")
+        for i, ep in enumerate(self.escalation_policies):
+            for j, level in enumerate(ep.levels):
+                for k, t in enumerate(level.targets):
+                    if t.name not in known[t.kind]:
+                        errors.append(
+                            f"escalation_policies.{i}.levels.{j}.targets.{k}: "
+                            f"unknown {t.kind.value} {t.name!r}"
+                        )
+        for sev, sp in self.severities.items():
+            for k, t in enumerate(sp.on_breach):
+                if t.name not in known[t.kind]:
+                    errors.append(
+                        f"severities.{sev.value}.on_breach.{k}: unknown {t.kind.value} {t.name!r}"
+                    )
+        policies = {p.name for p in self.escalation_policies}
+        keys: dict[str, str] = {}
+        for i, svc in enumerate(self.services):
+            if svc.escalation_policy not in policies:
+                errors.append(
+                    f"services.{i}.escalation_policy: unknown escalation policy "
+                    f"{svc.escalation_policy!r}"
+                )
+            for j, key in enumerate(svc.integration_keys):
+                if key in keys:
+                    errors.append(
+                        f"services.{i}.integration_keys.{j}: key already used by {keys[key]!r}"
+                    )
+                keys[key] = svc.name
+        services = {s.name for s in self.services}
+        for i, rule in enumerate(self.classification):
+            if rule.service is not None and rule.service not in services:
+                errors.append(f"classification.{i}.service: unknown service {rule.service!r}")
+        for i, tok in enumerate(self.tokens):
+            if tok.user not in users:
+                errors.append(f"tokens.{i}.user: unknown user {tok.user!r}")
+        for field in ("facilitator_fallback", "owner"):
+            name = getattr(self.review, field)
+            if name is not None and name not in users:
+                errors.append(f"review.{field}: unknown user {name!r}")
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
+
+    # -- look-ups ---------------------------------------------------------------------
+    def user(self, name: str) -> User | None:
+        return next((u for u in self.users if u.name == name), None)
+
+    def channel(self, name: str) -> Channel | None:
+        return next((c for c in self.channels if c.name == name), None)
+
+    def schedule(self, name: str) -> Schedule | None:
+        return next((s for s in self.schedules if s.name == name), None)
+
+    def service(self, name: str) -> Service | None:
+        return next((s for s in self.services if s.name == name), None)
+
+    def escalation_policy(self, name: str) -> EscalationPolicy | None:
+        return next((p for p in self.escalation_policies if p.name == name), None)
+
+    def service_for_key(self, integration_key: str) -> Service | None:
+        return next((s for s in self.services if integration_key in s.integration_keys), None)

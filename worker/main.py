@@ -1,0 +1,106 @@
+"""The worker process: connects, migrates, registers workflows and activities, drains on stop.
+
+Kept apart from the workflows and activities themselves (PostHog's habit): this module
+knows about pools, pollers and shutdown; they know nothing of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from psycopg_pool import AsyncConnectionPool
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.db import create_pool, migrate
+from activities.notifications.activity import NotifyActivities
+from activities.oncall import OnCallActivities
+from activities.tickets import TicketActivities
+from schemas.policy import Policy
+from schemas.settings import Settings
+from starter.connection import connect_temporal
+from workflows.incident import IncidentWorkflow
+from workflows.review import PostIncidentReviewWorkflow
+
+log = logging.getLogger("incidentflow.worker")
+
+WORKFLOWS = [IncidentWorkflow, PostIncidentReviewWorkflow]
+
+#: schemas and pydantic are pure and deterministic: pass them through the sandbox instead of
+#: re-importing them for every workflow run
+SANDBOX = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(
+        "schemas", "pydantic", "pydantic_core", "annotated_types"
+    )
+)
+
+
+@dataclass
+class WorkerTuning:
+    max_cached_workflows: int = 2000
+    max_concurrent_activities: int = 200
+    max_concurrent_workflow_tasks: int = 100
+    workflow_task_pollers: int = 10
+    activity_task_pollers: int = 10
+    graceful_shutdown: timedelta = field(default_factory=lambda: timedelta(seconds=10))
+
+
+def activities_for(pool: AsyncConnectionPool, policy: Policy, settings: Settings) -> list[object]:
+    tickets = TicketActivities(pool)
+    notify = NotifyActivities(pool, policy, settings)
+    oncall = OnCallActivities(policy)
+    return [
+        tickets.allocate_incident_number,
+        tickets.record_incident,
+        tickets.append_events,
+        notify.notify,
+        oncall.resolve_on_call,
+    ]
+
+
+def build_worker(
+    client: Client,
+    *,
+    pool: AsyncConnectionPool,
+    policy: Policy,
+    settings: Settings,
+    task_queue: str | None = None,
+    tuning: WorkerTuning | None = None,
+) -> Worker:
+    tuning = tuning or WorkerTuning()
+    return Worker(
+        client,
+        task_queue=task_queue or settings.temporal_task_queue,
+        workflows=WORKFLOWS,
+        activities=activities_for(pool, policy, settings),  # type: ignore[arg-type]
+        workflow_runner=SANDBOX,
+        max_cached_workflows=tuning.max_cached_workflows,
+        max_concurrent_activities=tuning.max_concurrent_activities,
+        max_concurrent_workflow_tasks=tuning.max_concurrent_workflow_tasks,
+        max_concurrent_workflow_task_polls=tuning.workflow_task_pollers,
+        max_concurrent_activity_task_polls=tuning.activity_task_pollers,
+        graceful_shutdown_timeout=tuning.graceful_shutdown,
+    )
+
+
+async def run_worker(settings: Settings, policy: Policy, stop: asyncio.Event) -> None:
+    """Run until ``stop`` is set, then let in-flight activities finish (graceful shutdown)."""
+    if not settings.database_url:
+        raise RuntimeError("DATABASE_URL is not set: the worker needs PostgreSQL for tickets")
+    await migrate(settings.database_url)
+    client = await connect_temporal(settings)
+    pool = await create_pool(
+        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+    )
+    try:
+        worker = build_worker(client, pool=pool, policy=policy, settings=settings)
+        async with worker:
+            log.info("worker polling task queue %s", settings.temporal_task_queue)
+            await stop.wait()
+            log.info("worker stopping: draining in-flight tasks")
+    finally:
+        await pool.close()
