@@ -148,8 +148,9 @@ class IncidentClient:
         priority = priority_for(alert.impact, alert.urgency)
         severity = alert.severity or severity_for(priority)
         start = IncidentStart(alert=alert, policy=self.incident_policy(service))
-        # A run that is closing rejects new alerts; retry until its successor can start.
-        for _ in range(200):
+        # A run that is closing rejects new alerts; retry until its successor can start
+        # (a run drains its notifications for at most a minute before it ends).
+        for attempt in range(400):
             operation = WithStartWorkflowOperation(
                 IncidentWorkflow.run,
                 start,
@@ -171,7 +172,7 @@ class IncidentClient:
                 )
             except WorkflowUpdateFailedError as err:
                 if _failure_type(err) == "IncidentClosed":
-                    await asyncio.sleep(0.05)
+                    await asyncio.sleep(min(0.05 * (attempt + 1), 0.5))
                     continue
                 raise InvalidAction(_failure_message(err)) from err
             except RPCError as err:

@@ -77,6 +77,9 @@ NOTIFY_RETRY = RetryPolicy(
     maximum_attempts=12,
 )
 
+#: how long a finishing run waits for notifications still being retried
+DRAIN_NOTIFICATIONS = timedelta(seconds=60)
+
 
 def _open(status: Status) -> bool:
     return status not in (Status.RESOLVED, Status.CLOSED)
@@ -149,7 +152,15 @@ class IncidentWorkflow:
 
         # Drain: handlers, notifications and the last ticket write finish before we leave.
         await workflow.wait_condition(workflow.all_handlers_finished)
-        await workflow.wait_condition(lambda: not self._notifications)
+        if self._notifications:
+            # Bounded: a new alert for this key waits for this run to end (ingest retries),
+            # so a mail server that is down must not hold the key for the whole retry budget.
+            try:
+                await workflow.wait_condition(
+                    lambda: not self._notifications, timeout=DRAIN_NOTIFICATIONS
+                )
+            except TimeoutError:
+                workflow.logger.warning("closing with notifications still being retried")
         self._finished = True
         await sync
         if continue_as_new:
