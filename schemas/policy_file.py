@@ -22,11 +22,13 @@ import types
 import typing
 from collections.abc import Callable, Iterator
 from datetime import date
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from schemas.policy import Policy
@@ -36,6 +38,15 @@ Loc = tuple[str, ...]
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 #: top-level fields that are not lists of named items; an error in one leaves the rest usable
 _STANDALONE = ("base_url", "review")
+#: how to write values whose parse errors are otherwise cryptic
+_HINTS = {
+    "time_parsing": '; write times of day as "HH:MM", e.g. "09:00"',
+    "time_type": '; write times of day as "HH:MM", e.g. "09:00"',
+    "time_delta_parsing": "; write durations like 30s, 5m, 1h30m, 2d",
+    "time_delta_type": "; write durations like 30s, 5m, 1h30m, 2d",
+    "datetime_parsing": "; write instants like 2026-03-02T09:00:00+01:00",
+    "timezone_aware": "; add a UTC offset, e.g. 2026-03-02T09:00:00+01:00",
+}
 
 
 class PolicyError(Exception):
@@ -180,7 +191,8 @@ def _yaml_error(exc: yaml.YAMLError, source: str) -> str:
             if exc.context_mark is not None and exc.context_mark.line + 1 != line:
                 where = f" on line {exc.context_mark.line + 1}"
             message = f"{message} ({exc.context}{where})"
-        return f"{source}:{line}: YAML syntax error: {message}"
+        label = "YAML error" if isinstance(exc, ConstructorError) else "YAML syntax error"
+        return f"{source}:{line}: {label}: {message}"
     return f"{source}:1: YAML error: {exc}"
 
 
@@ -219,6 +231,10 @@ def _index(
                         ),
                     )
                 )
+                # the last copy is the one loaded: point its path at the last copy's lines
+                for known in [k for k in lines if k[: len(child)] == child]:
+                    del lines[known]
+                lines[child] = line
             else:
                 seen[key] = line
                 lines.setdefault(child, line)
@@ -308,6 +324,7 @@ def _message(error: Any) -> str:
         value = error.get("input")
         if isinstance(value, str | int | float | bool | date) or value is None:
             message += f" (got {value!r})"
+        message += _HINTS.get(kind, "")
     return message
 
 
@@ -361,56 +378,26 @@ def _unwrap_optional(annotation: Any) -> Any:
 def _references_of_valid_part(
     data: dict[str, Any], field_errors: list[Any]
 ) -> list[tuple[Loc, str]]:
-    """Cross-reference errors among the items that are valid on their own.
+    """Cross-reference errors of the file with its invalid values taken out.
 
-    Items with errors are replaced by stand-ins that keep only their name (so references
-    to them still resolve and indexes do not shift); errors under a stand-in are dropped,
-    as that item is already reported. A section that is broken as a whole (not a list,
-    missing) makes the check meaningless, so it is skipped.
+    The policy is rebuilt value by value: whatever validates is kept, whatever does not is
+    replaced by an inert stand-in (an empty list, an empty string). Items keep their names
+    where they have usable ones, so references to them still resolve and list indexes do
+    not shift. Errors under a location pydantic already reported are dropped. A top-level
+    section broken as a whole (not a list, missing) would make every reference into it look
+    dangling, so then the check is skipped.
     """
-    broken: set[Loc] = set()
+    broken: list[Loc] = []
     for error in field_errors:
         loc = _loc(error["loc"])
-        if error["type"] == "extra_forbidden" and len(loc) == 1:
-            continue  # an unknown top-level section does not affect the others
-        if len(loc) == 1 and loc[0] not in _STANDALONE:
+        if len(loc) == 1 and loc[0] not in _STANDALONE and error["type"] != "extra_forbidden":
             return []
-        broken.add(loc[:1] if loc[0] in _STANDALONE else loc[:2])
-
-    def valid(kind: Any, raw: Any, loc: Loc) -> Any:
-        if loc not in broken:
-            try:
-                return TypeAdapter(kind).validate_python(raw)
-            except ValidationError:
-                broken.add(loc)
-        return _stand_in(kind, raw)
-
-    fields: dict[str, Any] = {}
-    for name, info in Policy.model_fields.items():
-        if name not in data:
-            continue
-        raw, annotation = data[name], info.annotation
-        if typing.get_origin(annotation) is list:
-            (item_type,) = typing.get_args(annotation)
-            fields[name] = [valid(item_type, item, (name, str(i))) for i, item in enumerate(raw)]
-        elif typing.get_origin(annotation) is dict:
-            key_type, value_type = typing.get_args(annotation)
-            entries: dict[Any, Any] = {}
-            for key, value in raw.items():
-                try:
-                    parsed = TypeAdapter(key_type).validate_python(key)
-                except ValidationError:
-                    continue  # reported already
-                entries[parsed] = valid(value_type, value, (name, str(key)))
-            fields[name] = entries
-        else:
-            fields[name] = valid(annotation, raw, (name,))
-
-    partial = Policy.model_construct(**fields)
+        broken.append(loc)
+    partial = _lenient(Policy, data)
+    # the model's own check, so the rules live in one place; via __dict__ because
+    # pydantic's decorator proxy hides the plain function from type checkers
+    check: Callable[[Policy], object] = Policy.__dict__["_references"]
     try:
-        # the model's own check, so the rules live in one place; via __dict__ because
-        # pydantic's decorator proxy hides the plain function from type checkers
-        check: Callable[[Policy], object] = Policy.__dict__["_references"]
         check(partial)
     except ValueError as exc:
         return [
@@ -418,23 +405,66 @@ def _references_of_valid_part(
             for loc, message in _split_references(str(exc))
             if not any(loc[: len(b)] == b for b in broken)
         ]
+    except (AttributeError, KeyError, TypeError):  # a stand-in the check could not read
+        return []
     return []
 
 
-def _stand_in(model: Any, raw: Any) -> Any:
-    """An inert instance of ``model``: its name if it had a usable one, empty otherwise."""
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+def _lenient(annotation: Any, raw: Any) -> Any:
+    """``raw`` validated as ``annotation``; where that fails, built piece by piece from the
+    parts that do validate, with inert values for the parts that do not."""
+    try:
+        return TypeAdapter(annotation).validate_python(raw)
+    except ValidationError:
+        pass
+    annotation = _unwrap_optional(annotation)
+    origin = typing.get_origin(annotation)
+    if origin is list and isinstance(raw, list):
+        (item_type,) = typing.get_args(annotation)
+        return [_lenient(item_type, item) for item in raw]
+    if origin is dict and isinstance(raw, dict):
+        key_type, value_type = typing.get_args(annotation)
+        entries: dict[Any, Any] = {}
+        for key, value in raw.items():
+            try:
+                parsed = TypeAdapter(key_type).validate_python(key)
+            except ValidationError:
+                continue  # reported already
+            entries[parsed] = _lenient(value_type, value)
+        return entries
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        fields = annotation.model_fields
+        given = raw if isinstance(raw, dict) else {}
+        values: dict[str, Any] = {}
+        for name, info in fields.items():
+            if name in given:
+                values[name] = _lenient(info.annotation, given[name])
+            elif info.is_required():
+                values[name] = _inert(info.annotation)
+        if "name" in fields and not (isinstance(values.get("name"), str) and values["name"]):
+            # ``users: [alice]`` (no mapping) still defines alice for the reference check
+            values["name"] = raw if isinstance(raw, str) and raw else f"\0invalid-{id(raw)}"
+        return annotation.model_construct(**values)
+    return _inert(annotation)
+
+
+def _inert(annotation: Any) -> Any:
+    """A value of ``annotation`` that the reference check reads without finding anything."""
+    if _unwrap_optional(annotation) is not annotation:
         return None
-    values: dict[str, Any] = {}
-    for field, info in model.model_fields.items():
-        if not info.is_required():
-            continue
-        origin = typing.get_origin(info.annotation)
-        values[field] = [] if origin is list else {} if origin is dict else ""
-    if "name" in model.model_fields:
-        name = raw.get("name") if isinstance(raw, dict) else None
-        values["name"] = name if isinstance(name, str) and name else f"\0invalid-{id(raw)}"
-    return model.model_construct(**values)
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        return []
+    if origin is dict:
+        return {}
+    if isinstance(annotation, type):
+        if issubclass(annotation, Enum):
+            return next(iter(annotation))
+        if issubclass(annotation, BaseModel):
+            return _lenient(annotation, {})
+        if issubclass(annotation, str | bool | int | float):
+            return annotation()
+    return None
 
 
 # -- checks the models leave to the loader ------------------------------------------------

@@ -69,9 +69,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("labels", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
-)
+@pytest.mark.parametrize(("labels", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_classify(labels: dict[str, str], expected: Classification) -> None:
     assert classify(labels, RULES) == expected
 

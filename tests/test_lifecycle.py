@@ -14,7 +14,7 @@ from schemas.lifecycle import (
     rejection_message,
 )
 
-T, A, I, M, R, C = (
+T, A, INV, M, R, C = (
     Status.TRIGGERED,
     Status.ACKNOWLEDGED,
     Status.INVESTIGATING,
@@ -22,16 +22,16 @@ T, A, I, M, R, C = (
     Status.RESOLVED,
     Status.CLOSED,
 )
-OPEN = (T, A, I, M)
+OPEN = (T, A, INV, M)
 
 #: (action, from) -> to; everything absent is illegal. Written from DESIGN.md, by hand.
 LEGAL: dict[tuple[Action, Status], Status] = {
     (Action.ACKNOWLEDGE, T): A,
-    (Action.INVESTIGATE, T): I,
-    (Action.INVESTIGATE, A): I,
+    (Action.INVESTIGATE, T): INV,
+    (Action.INVESTIGATE, A): INV,
     (Action.MITIGATE, T): M,
     (Action.MITIGATE, A): M,
-    (Action.MITIGATE, I): M,
+    (Action.MITIGATE, INV): M,
     **{(Action.RESOLVE, s): R for s in OPEN},
     (Action.CLOSE, R): C,
     **{(Action.CANCEL, s): C for s in OPEN},
@@ -107,4 +107,4 @@ def test_a_whole_life() -> None:
     for action in path:
         status = next_status(action, status)
         seen.append(status)
-    assert seen == [T, A, I, M, R, T, R, C]
+    assert seen == [T, A, INV, M, R, T, R, C]

@@ -54,7 +54,12 @@ def local(text: str, zone: ZoneInfo) -> datetime:
 CASES = [
     # weekly, Berlin (CET = UTC+1, CEST = UTC+2); week n starts Monday 2024-01-01 + 7n
     ("weekly: first shift starts at the handoff", WEEKLY_BERLIN, utc("2024-01-01T08:00"), "alice"),
-    ("weekly: before the epoch the rotation runs backwards", WEEKLY_BERLIN, utc("2024-01-01T07:59"), "carol"),
+    (
+        "weekly: before the epoch the rotation runs backwards",
+        WEEKLY_BERLIN,
+        utc("2024-01-01T07:59"),
+        "carol",
+    ),
     ("weekly: last minute of week 0", WEEKLY_BERLIN, utc("2024-01-08T07:59"), "alice"),
     ("weekly: week 1 at the handoff", WEEKLY_BERLIN, utc("2024-01-08T08:00"), "bob"),
     ("weekly: week 2", WEEKLY_BERLIN, utc("2024-01-17T12:00"), "carol"),
@@ -63,12 +68,22 @@ CASES = [
     ("weekly: DST spring, before 09:00 CEST", WEEKLY_BERLIN, utc("2024-04-01T06:59"), "alice"),
     ("weekly: DST spring, 09:00 CEST", WEEKLY_BERLIN, utc("2024-04-01T07:00"), "bob"),
     # clocks go back Sun 2024-10-27; Mon 10-28 09:00 CET = 08:00Z starts week 43 (bob)
-    ("weekly: DST autumn, 09:00 CEST would be 08:00 CET", WEEKLY_BERLIN, utc("2024-10-28T07:59"), "alice"),
+    (
+        "weekly: DST autumn, 09:00 CEST would be 08:00 CET",
+        WEEKLY_BERLIN,
+        utc("2024-10-28T07:59"),
+        "alice",
+    ),
     ("weekly: DST autumn, 09:00 CET", WEEKLY_BERLIN, utc("2024-10-28T08:00"), "bob"),
     # daily, New York (EST = UTC-5, EDT = UTC-4); day n is 2024-01-01 + n, user n % 3
     ("daily: day 0 at 09:00 EST", DAILY_NEW_YORK, utc("2024-01-01T14:00"), "dave"),
     ("daily: day 1", DAILY_NEW_YORK, utc("2024-01-02T14:00"), "erin"),
-    ("daily: still day 1 just before 09:00 on day 2", DAILY_NEW_YORK, utc("2024-01-03T13:59"), "erin"),
+    (
+        "daily: still day 1 just before 09:00 on day 2",
+        DAILY_NEW_YORK,
+        utc("2024-01-03T13:59"),
+        "erin",
+    ),
     # clocks go forward Sun 2024-03-10 (day 69, dave); 09:00 EDT = 13:00Z
     ("daily: DST spring, 08:59 EDT", DAILY_NEW_YORK, utc("2024-03-10T12:59"), "frank"),
     ("daily: DST spring, 09:00 EDT", DAILY_NEW_YORK, utc("2024-03-10T13:00"), "dave"),
@@ -104,9 +119,7 @@ HANDOFFS = [
 
 
 @pytest.mark.parametrize(("schedule", "at", "expected"), HANDOFFS)
-def test_next_handoff_stays_at_local_nine(
-    schedule: Schedule, at: datetime, expected: str
-) -> None:
+def test_next_handoff_stays_at_local_nine(schedule: Schedule, at: datetime, expected: str) -> None:
     zone = ZoneInfo(schedule.zone)
     handoff = next_handoff(schedule, at)
     assert handoff.utcoffset() == timedelta(0)
@@ -163,7 +176,9 @@ def test_latest_starting_override_wins() -> None:
 
 def test_override_given_in_another_zone() -> None:
     schedule = with_overrides(
-        Override(user="carol", start=local("2024-01-03T05:00", NEW_YORK), end=utc("2024-01-03T12:00"))
+        Override(
+            user="carol", start=local("2024-01-03T05:00", NEW_YORK), end=utc("2024-01-03T12:00")
+        )
     )
     assert on_call(schedule, utc("2024-01-03T09:59")) == ["alice"]
     assert on_call(schedule, utc("2024-01-03T10:00")) == ["carol"]
@@ -181,9 +196,7 @@ instants = st.datetimes(
 
 @settings(max_examples=300, deadline=None)
 @given(at=instants, schedule=st.sampled_from([WEEKLY_BERLIN, DAILY_NEW_YORK]))
-def test_whole_day_shifts_always_hand_off_at_nine_local(
-    at: datetime, schedule: Schedule
-) -> None:
+def test_whole_day_shifts_always_hand_off_at_nine_local(at: datetime, schedule: Schedule) -> None:
     start, end = shift_bounds(schedule, at)
     zone = ZoneInfo(schedule.zone)
     assert start <= at < end
