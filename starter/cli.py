@@ -11,8 +11,10 @@ PostgreSQL drivers) happen inside the commands, so ``--help`` and ``policy check
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import signal
+from collections.abc import Iterator
 from enum import IntEnum
 from importlib import metadata
 from pathlib import Path
@@ -77,15 +79,19 @@ def _policy_path(option: Path | None) -> Path:
 
 
 def _configure_logging(level: str) -> None:
+    """Rich log lines on a terminal; plain, greppable ones when the output goes to a file."""
     import logging
 
-    from rich.logging import RichHandler
+    handler: logging.Handler
+    if err_console.is_terminal:
+        from rich.logging import RichHandler
 
-    logging.basicConfig(
-        level=logging.WARNING,
-        format="%(name)s: %(message)s",
-        handlers=[RichHandler(console=err_console, show_path=False)],
-    )
+        handler = RichHandler(console=err_console, show_path=False)
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    else:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     logging.getLogger("incidentflow").setLevel(level.upper())
 
 
@@ -182,16 +188,40 @@ def api(
     policy: PolicyOption = None,
     log_level: LogLevel = "info",
 ) -> None:
-    """Serve the HTTP API and dashboard (uvicorn) against TEMPORAL_ADDRESS and DATABASE_URL."""
-    import uvicorn
+    """Serve the HTTP API and dashboard (uvicorn) against TEMPORAL_ADDRESS and DATABASE_URL.
 
+    SIGINT/SIGTERM stop accepting connections and finish in-flight requests.
+    """
     from schemas.settings import Settings
-    from starter.api.app import create_app
 
     settings = Settings()
     loaded = load_policy_or_exit(_policy_path(policy))
     _configure_logging(log_level)
-    uvicorn.run(create_app(settings, loaded), host=host, port=port, log_level="info")
+    raise typer.Exit(asyncio.run(_serve_api(settings, loaded, host, port)))
+
+
+async def _serve_api(settings: Settings, policy: Policy, host: str, port: int) -> int:
+    import uvicorn
+
+    from starter.api.app import create_app
+
+    class Server(uvicorn.Server):
+        """uvicorn without its own signal handling, which re-raises the signal at exit
+        (the process would die of SIGTERM instead of exiting 0)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    server = Server(uvicorn.Config(create_app(settings, policy), host=host, port=port))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, setattr, server, "should_exit", True)
+    try:
+        await server.serve()
+    except SystemExit:  # uvicorn exits when it cannot bind; it has logged why
+        return ExitCode.USAGE
+    return ExitCode.OK if server.started else ExitCode.UNREACHABLE
 
 
 # ---------------------------------------------------------------------------- migrate
@@ -262,3 +292,13 @@ def _register_incident_commands() -> None:
 
 
 _register_incident_commands()
+
+
+def _register_verify_command() -> None:
+    """``incidentflow verify`` (workflow state vs ticket rows) lives in ``starter.verify``."""
+    from starter.verify import register
+
+    register(app)
+
+
+_register_verify_command()

@@ -128,6 +128,7 @@ class IncidentClient:
             auto_resolve=service.auto_resolve,
             reopen_window=service.reopen_window,
             base_url=self.policy.base_url,
+            review=self.policy.review,
         )
 
     def _service(self, name: str) -> Service:

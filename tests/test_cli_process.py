@@ -1,0 +1,145 @@
+"""The process commands of ``incidentflow`` (migrate, worker, api, version, --help) run as a
+user runs them: the venv's console script in a subprocess, checked by exit code and output."""
+
+from __future__ import annotations
+
+import signal
+import socket
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner
+
+from starter.cli import app
+from tests.conftest import wait_for
+from tests.support_cli import EXAMPLE_POLICY, clean_env, free_ports, run_cli, spawn
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_console_script_help_lists_the_process_commands() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0, result.stderr
+    for name in ("dev", "worker", "api", "migrate", "policy", "version"):
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command", [["dev"], ["worker"], ["api"], ["migrate"], ["policy", "check"], ["version"]]
+)
+def test_every_command_has_help(command: list[str]) -> None:
+    # in-process (typer's runner): the console script itself is covered above
+    result = CliRunner().invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert f"Usage: incidentflow {' '.join(command)}" in result.output
+    assert len(result.output.splitlines()) > 5
+
+
+def test_version() -> None:
+    result = run_cli("version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("incidentflow 0.1.0")
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    assert run_cli("no-such-command").returncode == 2
+
+
+def test_migrate_is_a_no_op_on_a_migrated_database(database_url: str) -> None:
+    env = {**clean_env(), "DATABASE_URL": database_url}
+    result = run_cli("migrate", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "up to date" in result.stdout
+
+
+def test_migrate_applies_versions_to_a_new_database(postgres_server: str) -> None:
+    name = "incidentflow_cli_migrate"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = psycopg.conninfo.make_conninfo(postgres_server, dbname=name)
+    try:
+        result = run_cli("migrate", "--database-url", url)
+        assert result.returncode == 0, result.stderr
+        assert "applied 0001_initial" in result.stdout
+        with psycopg.connect(url) as conn:
+            versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
+        assert "0001_initial" in versions
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_migrate_without_a_database_is_a_usage_error() -> None:
+    result = run_cli("migrate")
+    assert result.returncode == 2
+    assert "DATABASE_URL" in result.stderr
+
+
+def test_migrate_against_an_unreachable_server_exits_3() -> None:
+    url = f"postgresql://postgres:secret@127.0.0.1:{closed_port()}/incidentflow?connect_timeout=3"
+    result = run_cli("migrate", "--database-url", url)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "unreachable" in result.stderr
+    assert "secret" not in result.stderr
+
+
+def test_worker_with_a_broken_policy_exits_2(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("services: []\nbogus: 1\n")
+    env = {**clean_env(), "INCIDENTFLOW_POLICY": str(broken), "DATABASE_URL": "postgresql:///x"}
+    result = run_cli("worker", env=env)
+    assert result.returncode == 2
+    assert f"{broken}:2: bogus: unknown field" in result.stderr
+
+
+def test_worker_without_temporal_exits_3(database_url: str) -> None:
+    env = {
+        **clean_env(),
+        "INCIDENTFLOW_POLICY": str(EXAMPLE_POLICY),
+        "DATABASE_URL": database_url,
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{closed_port()}",
+    }
+    result = run_cli("worker", env=env)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "Temporal unreachable" in result.stderr
+
+
+async def test_api_serves_and_stops_on_sigterm(
+    temporal_env: WorkflowEnvironment, database_url: str, tmp_path: Path
+) -> None:
+    (port,) = free_ports(1)
+    env = {
+        **clean_env(),
+        "INCIDENTFLOW_POLICY": str(EXAMPLE_POLICY),
+        "DATABASE_URL": database_url,
+        "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+    }
+    log = tmp_path / "api.log"
+    proc = spawn(["api", "--port", str(port)], log, env)
+    try:
+        async with httpx.AsyncClient(timeout=2.0) as http:
+
+            async def ready() -> bool:
+                assert proc.poll() is None, log.read_text()
+                try:
+                    return (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await wait_for(ready, timeout=30, interval=0.1, message="/readyz of incidentflow api")
+        proc.send_signal(signal.SIGTERM)
+        await wait_for(lambda: proc.poll() is not None, timeout=20, message="api exit")
+        assert proc.returncode == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
