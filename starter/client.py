@@ -21,6 +21,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowHistory,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -176,6 +177,8 @@ class IncidentClient:
                     await asyncio.sleep(min(0.05 * (attempt + 1), 0.5))
                     continue
                 raise InvalidAction(_failure_message(err)) from err
+            except WorkflowUpdateRPCTimeoutOrCancelledError as err:
+                raise ServiceUnavailable(f"no answer from incident {workflow_id} in time") from err
             except RPCError as err:
                 raise _rpc_error(err) from err
             self._workflow_ids[ref.number] = ref.workflow_id
@@ -242,6 +245,8 @@ class IncidentClient:
             if kind == "IllegalTransition":
                 raise ActionRejected(_failure_message(err)) from err
             raise InvalidAction(_failure_message(err)) from err
+        except WorkflowUpdateRPCTimeoutOrCancelledError as err:
+            raise ServiceUnavailable(f"no answer from {number} in time; try again") from err
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 final = await self.get(number)

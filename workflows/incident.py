@@ -77,6 +77,9 @@ NOTIFY_RETRY = RetryPolicy(
     maximum_attempts=12,
 )
 
+#: actors that are systems, not people: they never become commander or participant
+SYSTEM_ACTORS = frozenset({"monitoring", "incidentflow", "pagerduty", "alertmanager"})
+
 #: how long a finishing run waits for notifications still being retried
 DRAIN_NOTIFICATIONS = timedelta(seconds=60)
 
@@ -417,7 +420,7 @@ class IncidentWorkflow:
             self.s.acknowledged_at = now
             d.ack = None
             self._stop_escalation()
-            if Role.COMMANDER not in self.s.responders and actor != "monitoring":
+            if Role.COMMANDER not in self.s.responders and actor not in SYSTEM_ACTORS:
                 self.s.responders[Role.COMMANDER] = actor
             sp = self._severity_policy()
             if sp.update_every is not None and d.update is None:
@@ -642,7 +645,11 @@ class IncidentWorkflow:
             self._append(EventKind.REVIEW_SCHEDULED, "incidentflow", {"workflow_id": review_id})
             await workflow.start_child_workflow(
                 PostIncidentReviewWorkflow.run,
-                ReviewStart(incident=self.s.summary(), review_after=sp.review_after),
+                ReviewStart(
+                    incident=self.s.summary(),
+                    review_after=sp.review_after,
+                    review=self.policy.review,
+                ),
                 id=review_id,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
             )
@@ -686,7 +693,7 @@ class IncidentWorkflow:
         return event
 
     def _participant(self, user: str) -> None:
-        if user and user not in self.s.participants and user not in ("monitoring", "incidentflow"):
+        if user and user not in self.s.participants and user not in SYSTEM_ACTORS:
             self.s.participants.append(user)
 
     def _ref(self, *, created: bool, reopened: bool = False) -> IncidentRef:

@@ -1,66 +1,115 @@
-"""The FastAPI application factory. Every handler goes through ``IncidentClient``."""
+"""The FastAPI application factory. Every incident handler goes through ``IncidentClient``;
+listings and reports read PostgreSQL through their own small pool (``starter.tickets_read``).
+
+Layers, outermost first: metrics (counts every answer, refusals included) → body limits
+(413/415/400 before any parsing) → FastAPI (auth, rate limit, scopes, validation, handlers)
+→ one error shape (``starter.api.errors``).
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import psycopg
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 
 from schemas.policy import Policy
 from schemas.settings import Settings
+from starter.api import (
+    incidents,
+    integrations_alertmanager,
+    integrations_pagerduty,
+    ops,
+    reports,
+)
+from starter.api.context import ApiContext, ApiOptions
+from starter.api.errors import install_error_handlers
+from starter.api.limits import BodyLimitMiddleware, RateLimiter
+from starter.api.metrics import ApiMetrics, MetricsMiddleware
+from starter.api.redaction import install_log_redaction
 from starter.client import IncidentClient
 from starter.connection import connect_temporal
 
+log = logging.getLogger("incidentflow.api")
 
-def create_app(settings: Settings, policy: Policy, *, temporal: Client | None = None) -> FastAPI:
-    """Build the app; connects to Temporal on startup unless a client is given (tests)."""
+DESCRIPTION = """\
+Incident automation on Temporal. Native API under `/api/v1` (bearer tokens from the policy
+file; scopes `ingest`, `respond`, `read`, `admin` — admin implies all), a Prometheus
+Alertmanager webhook and a PagerDuty Events API v2 compatible endpoint (authenticated by a
+service's integration key).
+"""
+
+
+def create_app(
+    settings: Settings,
+    policy: Policy,
+    *,
+    temporal: Client | None = None,
+    options: ApiOptions | None = None,
+) -> FastAPI:
+    """Build the app; connects to Temporal on startup unless a client is given (tests).
+
+    The PostgreSQL pool opens without waiting, so the API starts (and ``/readyz`` says why it
+    is not ready) even while the database is still coming up.
+    """
+    options = options or ApiOptions()
+    install_log_redaction()
+    ctx = ApiContext(
+        settings=settings,
+        policy=policy,
+        options=options,
+        limiter=RateLimiter(options.rate_limit),
+        metrics=ApiMetrics(),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = temporal or await connect_temporal(settings)
-        app.state.temporal = client
-        app.state.incidents = IncidentClient(
-            client, policy, task_queue=settings.temporal_task_queue
-        )
-        yield
+        ctx.temporal = client
+        ctx.incidents = IncidentClient(client, policy, task_queue=settings.temporal_task_queue)
+        if settings.database_url:
+            pool: AsyncConnectionPool[psycopg.AsyncConnection] = AsyncConnectionPool(
+                settings.database_url,
+                min_size=settings.db_pool_min,
+                max_size=settings.db_pool_max,
+                timeout=options.db_timeout,
+                kwargs={"autocommit": True},
+                name="incidentflow-api",
+                open=False,
+            )
+            await pool.open(wait=False)
+            ctx.pool = pool
+        else:
+            log.warning("DATABASE_URL is not set: listings and reports answer 503")
+        try:
+            yield
+        finally:
+            if ctx.pool is not None:
+                await ctx.pool.close()
+                ctx.pool = None
+            ctx.incidents = None
 
-    app = FastAPI(title="incidentflow", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="incidentflow",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
     app.state.settings = settings
     app.state.policy = policy
+    for module in (ops, incidents, reports, integrations_alertmanager, integrations_pagerduty):
+        app.include_router(module.router)
+    install_error_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=options.max_body_bytes, max_depth=options.max_json_depth
+    )
+    app.add_middleware(MetricsMiddleware, metrics=ctx.metrics, router_app=app)
+    from starter.dashboard.routes import mount_dashboard  # the dashboard builds on this app
 
-    @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        """The process is up."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["ops"])
-    async def readyz(request: Request) -> JSONResponse:
-        """Temporal and PostgreSQL are both reachable."""
-        checks: dict[str, str] = {}
-        try:
-            await request.app.state.temporal.service_client.check_health()
-            checks["temporal"] = "ok"
-        except Exception as exc:  # readiness reports any failure, whatever its type
-            checks["temporal"] = f"unavailable: {type(exc).__name__}"
-        try:
-            if not settings.database_url:
-                raise RuntimeError("DATABASE_URL not set")
-            async with await psycopg.AsyncConnection.connect(
-                settings.database_url, connect_timeout=3
-            ) as conn:
-                await conn.execute("SELECT 1")
-            checks["postgres"] = "ok"
-        except Exception as exc:
-            checks["postgres"] = f"unavailable: {type(exc).__name__}"
-        ready = all(v == "ok" for v in checks.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "not ready", "checks": checks},
-            status_code=200 if ready else 503,
-            headers={} if ready else {"Retry-After": "5"},
-        )
-
+    mount_dashboard(app)
     return app

@@ -1,0 +1,110 @@
+"""Who is calling: bearer tokens for the native API, integration keys for the webhooks.
+
+Tokens live in the policy file as SHA-256 digests and are matched in constant time
+(:func:`schemas.tokens.find_token`). ``admin`` implies every other scope. The rate limit is
+per credential (token name, or integration key digest) and is checked once the caller is
+known, so one noisy client cannot starve the others. No raw token or key is ever logged or
+echoed in an error.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+from schemas.enums import Scope
+from schemas.policy import Service
+from schemas.tokens import find_token, hash_token
+from starter.api.context import ApiContext, get_context
+from starter.api.errors import ApiError
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="an API token from the policy file (scopes: ingest, respond, read, admin)",
+)
+
+
+class Principal(BaseModel):
+    """The authenticated caller: its token's name, user and scopes."""
+
+    token: str
+    user: str
+    scopes: frozenset[Scope]
+
+    def allows(self, scope: Scope) -> bool:
+        return Scope.ADMIN in self.scopes or scope in self.scopes
+
+
+def _unauthorized(message: str, error: str | None = None) -> ApiError:
+    challenge = 'Bearer realm="incidentflow"'
+    if error:
+        challenge += f', error="{error}"'
+    return ApiError(401, message, headers={"WWW-Authenticate": challenge})
+
+
+def check_rate(ctx: ApiContext, key: str) -> None:
+    retry_after = ctx.limiter.take(key)
+    if retry_after is not None:
+        raise ApiError(
+            429,
+            f"rate limit of {ctx.options.rate_limit} requests per minute exceeded",
+            headers={"Retry-After": str(retry_after)},
+            details={"retry_after_seconds": retry_after},
+        )
+
+
+async def authenticate(
+    ctx: Annotated[ApiContext, Depends(get_context)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    if credentials is None or not credentials.credentials:
+        raise _unauthorized("missing bearer token (Authorization: Bearer <token>)")
+    token = find_token(ctx.policy, credentials.credentials)
+    if token is None:
+        raise _unauthorized("invalid bearer token", "invalid_token")
+    return Principal(token=token.name, user=token.user, scopes=frozenset(token.scopes))
+
+
+def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
+    """Dependency: an authenticated caller within its rate limit that holds ``scope``."""
+
+    async def dependency(
+        ctx: Annotated[ApiContext, Depends(get_context)],
+        principal: Annotated[Principal, Depends(authenticate)],
+    ) -> Principal:
+        check_rate(ctx, f"token:{principal.token}")
+        if not principal.allows(scope):
+            raise ApiError(
+                403,
+                f"token {principal.token!r} lacks the {scope.value!r} scope",
+                details={"required_scope": scope.value},
+            )
+        return principal
+
+    dependency.__name__ = f"require_{scope.value}"
+    return dependency
+
+
+def integration_service(ctx: ApiContext, key: str) -> Service | None:
+    """The service an integration key belongs to (rate limited per key), or ``None``."""
+    digest = hash_token(key).encode("ascii")
+    service: Service | None = None
+    for candidate in ctx.policy.services:
+        for known in candidate.integration_keys:
+            # every key is compared, in constant time, like bearer tokens
+            if hmac.compare_digest(digest, hash_token(known).encode("ascii")) and service is None:
+                service = candidate
+    if service is not None:
+        check_rate(ctx, f"integration:{hash_token(key)}")
+    return service
+
+
+Ingest = Annotated[Principal, Depends(require(Scope.INGEST))]
+Respond = Annotated[Principal, Depends(require(Scope.RESPOND))]
+Read = Annotated[Principal, Depends(require(Scope.READ))]

@@ -1,0 +1,73 @@
+"""What every handler needs, held in one object on ``app.state`` (no module globals), so
+several apps (tests, a CLI and a dev launcher in one process) never share state."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import psycopg
+from fastapi import Request
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, Field
+from temporalio.client import Client
+
+from schemas.policy import Policy
+from schemas.settings import Settings
+from starter.api.limits import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_JSON_DEPTH,
+    DEFAULT_RATE_LIMIT,
+    RateLimiter,
+)
+from starter.api.metrics import ApiMetrics
+from starter.client import IncidentClient
+from starter.errors import ServiceUnavailable
+
+T = TypeVar("T")
+
+
+class ApiOptions(BaseModel):
+    """Tunables of one app instance (tests shrink them; production keeps the defaults)."""
+
+    rate_limit: int = Field(default=DEFAULT_RATE_LIMIT, ge=1, description="requests/min/token")
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1)
+    max_json_depth: int = Field(default=DEFAULT_MAX_JSON_DEPTH, ge=2)
+    #: seconds to wait for a PostgreSQL connection before answering 503
+    db_timeout: float = Field(default=5.0, gt=0)
+    #: seconds to wait for Temporal (a query, an update) before answering 503
+    temporal_timeout: float = Field(default=15.0, gt=0)
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    policy: Policy
+    options: ApiOptions
+    limiter: RateLimiter
+    metrics: ApiMetrics
+    temporal: Client | None = None
+    incidents: IncidentClient | None = None
+    pool: AsyncConnectionPool[psycopg.AsyncConnection] | None = None
+
+    def client(self) -> IncidentClient:
+        if self.incidents is None:
+            raise ServiceUnavailable("the API is starting: Temporal is not connected yet")
+        return self.incidents
+
+    def db(self) -> AsyncConnectionPool[psycopg.AsyncConnection]:
+        if self.pool is None:
+            raise ServiceUnavailable("PostgreSQL is not configured (DATABASE_URL)")
+        return self.pool
+
+    async def temporal_call(self, call: Awaitable[T]) -> T:
+        """Await a Temporal call with the app's deadline; TimeoutError becomes a 503."""
+        async with asyncio.timeout(self.options.temporal_timeout):
+            return await call
+
+
+def get_context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx

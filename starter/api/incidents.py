@@ -1,0 +1,297 @@
+"""Native REST routes: create, list, read, timeline, and one route per responder action.
+
+Reads of one incident come live from its workflow while the run is open (the workflow is the
+source of truth) and from the ticket in PostgreSQL once the run has completed, so completed
+incidents need no worker to replay them; the ``X-Incident-Source`` header says which.
+
+(No ``from __future__ import annotations`` here: the action routes are generated with
+request models created at import time, and FastAPI reads their annotations at runtime.)
+"""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import APIRouter, Body, Depends, Query, Response
+from psycopg_pool import PoolTimeout
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError
+
+from schemas.actions import ActionInput
+from schemas.enums import Action, Category, Impact, Scope, Severity, Status, Urgency
+from schemas.incident import IncidentRef, IncidentSnapshot, Link, TimelineEvent
+from starter import tickets_read
+from starter.api import ingest
+from starter.api.auth import Ingest, Principal, Read, require
+from starter.api.context import ApiContext, get_context
+from starter.api.errors import ERROR_RESPONSES, ApiError
+from starter.api.params import TEXT_PATTERN, NumberPath, utc_param
+from starter.client import ACTIONS
+from starter.errors import IncidentNotFound, ServiceUnavailable
+
+Ctx = Annotated[ApiContext, Depends(get_context)]
+ServiceName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
+
+#: URL segment of each action route
+ACTION_ROUTES: dict[str, Action] = {
+    "acknowledge": Action.ACKNOWLEDGE,
+    "investigate": Action.INVESTIGATE,
+    "mitigate": Action.MITIGATE,
+    "resolve": Action.RESOLVE,
+    "close": Action.CLOSE,
+    "cancel": Action.CANCEL,
+    "reopen": Action.REOPEN,
+    "escalate": Action.ESCALATE,
+    "assign": Action.ASSIGN,
+    "severity": Action.CHANGE_SEVERITY,
+    "notes": Action.ADD_NOTE,
+    "status-updates": Action.POST_STATUS_UPDATE,
+    "merge": Action.MERGE_INTO,
+}
+
+_DB_DOWN = (psycopg.OperationalError, PoolTimeout)
+
+router = APIRouter(prefix="/api/v1", tags=["incidents"], responses=ERROR_RESPONSES)
+
+
+# ---------------------------------------------------------------------------- models
+class CreateIncident(BaseModel):
+    """A human or a monitoring system opens an incident (or repeats an open one's alert)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=1024)
+    service: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="omit to let the classification rules pick it from the labels",
+    )
+    description: str = Field(default="", max_length=65536)
+    dedup_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="alerts with the same key attach to one open incident; generated if absent",
+    )
+    severity: Severity | None = None
+    impact: Impact | None = None
+    urgency: Urgency | None = None
+    category: Category | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    details: dict[str, Any] = Field(default_factory=dict)
+    links: list[Link] = Field(default_factory=list)
+    source: str = Field(default="api", min_length=1, max_length=100)
+    occurred_at: datetime | None = None
+
+
+class Timeline(BaseModel):
+    number: str
+    status: Status
+    events: list[TimelineEvent]
+
+
+def request_model(segment: str, input_type: type[ActionInput]) -> type[BaseModel]:
+    """The body of an action route: the action's input without ``actor`` and ``number``
+    (the actor is the token's user; the number is in the path)."""
+    fields: dict[str, Any] = {
+        name: (info.annotation, info)
+        for name, info in input_type.model_fields.items()
+        if name not in ("actor", "number")
+    }
+    name = "".join(part.capitalize() for part in segment.split("-")) + "Request"
+    model: type[BaseModel] = create_model(
+        name, __config__=ConfigDict(extra="forbid"), __doc__=input_type.__doc__, **fields
+    )
+    return model
+
+
+# ---------------------------------------------------------------------------- helpers
+async def ensure_may_exist(ctx: ApiContext, number: str) -> None:
+    """404 at once for a number above the sequence's high-water mark: it was never allocated,
+    so there is no need to wait on (eventually consistent) visibility to say so."""
+    if ctx.pool is None:
+        return
+    try:
+        highest = await tickets_read.highest_number(ctx.pool)
+    except _DB_DOWN:
+        return
+    if int(number.removeprefix("INC-")) > highest:
+        raise IncidentNotFound(f"no incident {number}")
+
+
+async def _run_is_live(ctx: ApiContext, row: tickets_read.Ticket) -> bool:
+    """Whether the ticket's run is still open; when Temporal cannot tell, the ticket serves."""
+    client = ctx.client().client
+    handle = client.get_workflow_handle(row.workflow_id, run_id=row.run_id or None)
+    try:
+        description = await ctx.temporal_call(handle.describe())
+    except (RPCError, TimeoutError):
+        return False
+    return description.status in (
+        WorkflowExecutionStatus.RUNNING,
+        WorkflowExecutionStatus.CONTINUED_AS_NEW,
+    )
+
+
+async def load_incident(ctx: ApiContext, number: str) -> tuple[IncidentSnapshot, str]:
+    """The incident with its timeline, and where it came from (``live`` or ``ticket``)."""
+    await ensure_may_exist(ctx, number)
+    row = None
+    if ctx.pool is not None:
+        try:
+            row = await tickets_read.ticket(ctx.pool, number)
+        except _DB_DOWN:
+            row = None
+    if row is not None and ctx.pool is not None and not await _run_is_live(ctx, row):
+        events = await tickets_read.events(ctx.pool, number)
+        return row.snapshot.model_copy(update={"timeline": events}), "ticket"
+    try:
+        snapshot = await ctx.temporal_call(ctx.client().get(number))
+    except (TimeoutError, ServiceUnavailable):
+        if row is None:
+            raise
+        # Temporal is down: the last written ticket is better than nothing
+        assert ctx.pool is not None
+        events = await tickets_read.events(ctx.pool, number)
+        return row.snapshot.model_copy(update={"timeline": events}), "ticket"
+    return snapshot, "live"
+
+
+# ---------------------------------------------------------------------------- routes
+@router.post(
+    "/incidents",
+    status_code=201,
+    response_model=IncidentRef,
+    responses={
+        200: {"model": IncidentRef, "description": "attached to the open incident of its key"},
+        201: {"description": "a new incident was opened"},
+    },
+    summary="Open an incident",
+)
+async def create_incident(
+    body: CreateIncident, principal: Ingest, ctx: Ctx, response: Response
+) -> IncidentRef:
+    try:
+        alert = ingest.build_alert(
+            ctx.policy,
+            title=body.title,
+            service=body.service,
+            labels=body.labels,
+            source=body.source,
+            actor=principal.user,
+            dedup_key=body.dedup_key,
+            description=body.description,
+            severity=body.severity,
+            impact=body.impact,
+            urgency=body.urgency,
+            category=body.category,
+            details=body.details,
+            links=body.links,
+            occurred_at=body.occurred_at,
+        )
+    except ValueError as exc:
+        raise ApiError(
+            422,
+            str(exc),
+            details=[{"loc": ["body", "service"], "field": "service", "message": str(exc)}],
+        ) from exc
+    ref = await ingest.trigger(ctx, alert)
+    response.status_code = 201 if ref.created else 200
+    response.headers["Location"] = f"/api/v1/incidents/{ref.number}"
+    return ref
+
+
+@router.get("/incidents", response_model=tickets_read.IncidentPage, summary="List incidents")
+async def list_incidents(
+    _: Read,
+    ctx: Ctx,
+    status: Annotated[list[Status] | None, Query(description="repeatable")] = None,
+    severity: Annotated[list[Severity] | None, Query(description="repeatable")] = None,
+    service: Annotated[list[ServiceName] | None, Query(description="repeatable")] = None,
+    since: Annotated[datetime | None, Query(description="created at or after")] = None,
+    until: Annotated[datetime | None, Query(description="created before")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> tickets_read.IncidentPage:
+    filters = tickets_read.ListFilters(
+        statuses=status or [],
+        severities=severity or [],
+        services=service or [],
+        since=utc_param(since, "since"),
+        until=utc_param(until, "until"),
+    )
+    try:
+        return await tickets_read.list_incidents(ctx.db(), filters, limit=limit, cursor=cursor)
+    except tickets_read.InvalidCursor as exc:
+        raise ApiError(
+            422,
+            str(exc),
+            details=[{"loc": ["query", "cursor"], "field": "query.cursor", "message": str(exc)}],
+        ) from exc
+
+
+@router.get("/incidents/{number}", response_model=IncidentSnapshot, summary="One incident")
+async def get_incident(
+    number: NumberPath, _: Read, ctx: Ctx, response: Response
+) -> IncidentSnapshot:
+    snapshot, source = await load_incident(ctx, number)
+    response.headers["X-Incident-Source"] = source
+    return snapshot
+
+
+@router.get("/incidents/{number}/timeline", response_model=Timeline, summary="Its timeline")
+async def get_timeline(number: NumberPath, _: Read, ctx: Ctx, response: Response) -> Timeline:
+    snapshot, source = await load_incident(ctx, number)
+    response.headers["X-Incident-Source"] = source
+    return Timeline(number=snapshot.number, status=snapshot.status, events=snapshot.timeline)
+
+
+def _add_action_route(segment: str, action: Action) -> None:
+    input_type = ACTIONS[action][1]
+    model = request_model(segment, input_type)
+    required = any(f.is_required() for f in model.model_fields.values())
+    Respond = Annotated[Principal, Depends(require(Scope.RESPOND))]
+
+    async def run(
+        ctx: ApiContext, number: str, principal: Principal, body: BaseModel | None
+    ) -> IncidentSnapshot:
+        await ensure_may_exist(ctx, number)
+        values = body.model_dump() if body is not None else {}
+        data = input_type.model_validate({**values, "actor": principal.user})
+        return await ctx.temporal_call(ctx.client().act(number, action, data))
+
+    if required:
+
+        async def handler(
+            number: NumberPath,
+            body: Annotated[model, Body()],  # type: ignore[valid-type]
+            principal: Respond,
+            ctx: Ctx,
+        ) -> IncidentSnapshot:
+            return await run(ctx, number, principal, body)
+
+    else:
+
+        async def handler(  # type: ignore[misc]
+            number: NumberPath,
+            principal: Respond,
+            ctx: Ctx,
+            body: Annotated[model | None, Body()] = None,  # type: ignore[valid-type]
+        ) -> IncidentSnapshot:
+            return await run(ctx, number, principal, body)
+
+    handler.__name__ = f"{action.value}_incident"
+    router.add_api_route(
+        f"/incidents/{{number}}/{segment}",
+        handler,
+        methods=["POST"],
+        response_model=IncidentSnapshot,
+        summary=f"{action.value.replace('_', ' ').capitalize()} (actor: the token's user)",
+        description=(input_type.__doc__ or "").strip() or None,
+    )
+
+
+for _segment, _action in ACTION_ROUTES.items():
+    _add_action_route(_segment, _action)

@@ -1,0 +1,31 @@
+"""Reports over the ticket store: ``GET /api/v1/reports/summary``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from starter import tickets_read
+from starter.api.auth import Read
+from starter.api.context import ApiContext, get_context
+from starter.api.errors import ERROR_RESPONSES
+from starter.api.params import TEXT_PATTERN, utc_param
+
+router = APIRouter(prefix="/api/v1/reports", tags=["reports"], responses=ERROR_RESPONSES)
+
+
+@router.get("/summary", response_model=tickets_read.SummaryReport, summary="Summary report")
+async def summary(
+    _: Read,
+    ctx: Annotated[ApiContext, Depends(get_context)],
+    since: Annotated[datetime | None, Query(description="incidents created at or after")] = None,
+    until: Annotated[datetime | None, Query(description="incidents created before")] = None,
+    service: Annotated[str | None, Query(max_length=200, pattern=TEXT_PATTERN)] = None,
+) -> tickets_read.SummaryReport:
+    """Counts by severity/category/service/status, MTTA, MTTR (overall and per severity) and
+    SLA compliance per clock and severity, over incidents created in ``[since, until)``."""
+    return await tickets_read.summary(
+        ctx.db(), since=utc_param(since, "since"), until=utc_param(until, "until"), service=service
+    )

@@ -1,0 +1,639 @@
+"""The responder commands of ``incidentflow``: they talk to the HTTP API, never to Temporal.
+
+``register(app)`` adds them to the main typer app (``starter.cli``). Every command takes
+``--url``/``--token`` (or ``INCIDENTFLOW_URL``/``INCIDENTFLOW_TOKEN``) and ``--json``, and
+exits 0 ok, 1 rejected (409/422/404), 2 usage, 3 unreachable (see ``starter.cli_http``).
+Imports of httpx, rich and the schemas happen inside the commands so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from starter.cli_http import ApiClient
+    from starter.cli_output import Output
+
+UrlOption = Annotated[
+    str,
+    typer.Option(
+        "--url",
+        envvar="INCIDENTFLOW_URL",
+        help="Base URL of the incidentflow API.",
+        rich_help_panel="Connection",
+    ),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="INCIDENTFLOW_TOKEN",
+        help="API token (from the policy file).",
+        show_default=False,
+        rich_help_panel="Connection",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+Number = Annotated[str, typer.Argument(help="Incident number, e.g. INC-42.", show_default=False)]
+DEFAULT_URL = "http://127.0.0.1:8000"
+NUMBER_RE = re.compile(r"^(?:INC-)?([1-9][0-9]{0,17})$", re.IGNORECASE)
+
+
+# ---------------------------------------------------------------------------- plumbing
+def _number(value: str) -> str:
+    """``42``, ``inc-42`` and ``INC-42`` all name INC-42; anything else is a usage error."""
+    match = NUMBER_RE.match(value.strip())
+    if not match:
+        raise typer.BadParameter(f"{value!r} is not an incident number (e.g. INC-42)")
+    return f"INC-{match.group(1)}"
+
+
+@contextmanager
+def _session(url: str, token: str | None, as_json: bool) -> Iterator[tuple[ApiClient, Output]]:
+    """An API client and an output; a :class:`CliError` becomes its message and exit code."""
+    from starter.cli_http import ApiClient, CliError
+    from starter.cli_output import Output
+
+    out = Output(as_json=as_json)
+    try:
+        with ApiClient(url, token) as api:
+            yield api, out
+    except CliError as err:
+        out.error(err)
+        raise typer.Exit(err.exit_code) from None
+
+
+def _since(value: str | None, name: str = "--since") -> str | None:
+    """``7d``, ``24h``, ``30m``, ``2w`` ago, or an ISO date/time (UTC when no offset)."""
+    if not value:
+        return None
+    match = re.fullmatch(r"(\d+)\s*([mhdw])", value.strip())
+    if match:
+        amount, unit = int(match.group(1)), match.group(2)
+        delta = {
+            "m": timedelta(minutes=amount),
+            "h": timedelta(hours=amount),
+            "d": timedelta(days=amount),
+            "w": timedelta(weeks=amount),
+        }[unit]
+        return (datetime.now(UTC) - delta).isoformat()
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r}: use a duration ago (30m, 24h, 7d, 2w) or an ISO date", param_hint=name
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.isoformat()
+
+
+def _labels(values: list[str] | None) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{item!r}: write labels as key=value", param_hint="--label")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+def _act(
+    url: str,
+    token: str | None,
+    as_json: bool,
+    number: str,
+    segment: str,
+    body: dict[str, Any],
+    verb: str,
+) -> None:
+    """POST one action and print the incident's new state."""
+    from schemas.incident import IncidentSnapshot
+    from starter.cli_output import snapshot_summary
+
+    number = _number(number)
+    payload = {k: v for k, v in body.items() if v is not None}
+    with _session(url, token, as_json) as (api, out):
+        data = api.post(f"/incidents/{number}/{segment}", payload or None, number=number)
+        if as_json:
+            out.json(data)
+            return
+        snapshot_summary(out, IncidentSnapshot.model_validate(data), verb)
+
+
+# ---------------------------------------------------------------------------- commands
+def trigger(
+    title: Annotated[
+        str | None, typer.Argument(help="What is wrong (omit with --from-file).")
+    ] = None,
+    service: Annotated[
+        str | None, typer.Option("--service", "-s", help="Service (else from rules).")
+    ] = None,
+    severity: Annotated[str | None, typer.Option(help="SEV1..SEV4 (else derived).")] = None,
+    description: Annotated[str, typer.Option(help="Longer description.")] = "",
+    dedup_key: Annotated[
+        str | None, typer.Option("--dedup-key", help="Alerts with one key share an incident.")
+    ] = None,
+    impact: Annotated[str | None, typer.Option(help="high, medium or low.")] = None,
+    urgency: Annotated[str | None, typer.Option(help="high, medium or low.")] = None,
+    category: Annotated[str | None, typer.Option(help="software, hardware, network, …")] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", "-l", help="key=value (repeatable).")
+    ] = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-file",
+            help="Bulk import: a JSONL file, one incident body (as POST /api/v1/incidents "
+            "takes) per line.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Open an incident (or count an alert against the open one with its dedup key)."""
+    if from_file is not None:
+        if title:
+            raise typer.BadParameter("give a TITLE or --from-file, not both")
+        _bulk_trigger(from_file, url, token, as_json)
+        return
+    if not title:
+        raise typer.BadParameter("TITLE is required (or --from-file)", param_hint="TITLE")
+    body = {
+        "title": title,
+        "service": service,
+        "severity": severity.upper() if severity else None,
+        "description": description or None,
+        "dedup_key": dedup_key,
+        "impact": impact,
+        "urgency": urgency,
+        "category": category,
+        "labels": _labels(label) or None,
+    }
+    with _session(url, token, as_json) as (api, out):
+        data = api.post("/incidents", {k: v for k, v in body.items() if v is not None})
+        if as_json:
+            out.json(data)
+            return
+        if data.get("created"):
+            out.ok(f"{data['number']} opened ({data.get('status', 'triggered')})")
+        elif data.get("reopened"):
+            out.ok(f"{data['number']} reopened")
+        else:
+            out.ok(f"attached to {data['number']} (alert count {data.get('alert_count')})")
+
+
+def _bulk_trigger(path: Path, url: str, token: str | None, as_json: bool) -> None:
+    """One POST per line with a progress bar; rate limits are waited out, not failed."""
+    import json
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from starter.cli_http import CliError
+
+    lines = [(i, line) for i, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    results: list[dict[str, Any]] = []
+    with _session(url, token, as_json) as (api, out):
+        progress = Progress(
+            TextColumn("importing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=out.err,
+            disable=not out.err.is_terminal,
+        )
+        with progress:
+            task = progress.add_task("import", total=len(lines))
+            for lineno, line in lines:
+                try:
+                    body = json.loads(line)
+                    if not isinstance(body, dict):
+                        raise ValueError("not a JSON object")
+                except ValueError as exc:
+                    results.append({"line": lineno, "ok": False, "message": f"bad JSON: {exc}"})
+                    progress.advance(task)
+                    continue
+                try:
+                    data = api.post("/incidents", body, retry_rate_limit=120.0)
+                    results.append({"line": lineno, "ok": True, **data})
+                except CliError as err:
+                    if err.exit_code == 3 and err.status in (None, 503):
+                        raise  # the API is gone: stop, do not fail every remaining line
+                    results.append({"line": lineno, "ok": False, "message": err.message})
+                progress.advance(task)
+        failed = [r for r in results if not r["ok"]]
+        created = sum(1 for r in results if r["ok"] and r.get("created"))
+        attached = sum(1 for r in results if r["ok"] and not r.get("created"))
+        if as_json:
+            out.json(
+                {
+                    "created": created,
+                    "attached": attached,
+                    "failed": len(failed),
+                    "results": results,
+                }
+            )
+        else:
+            out.ok(
+                f"{len(lines)} lines: {created} opened, {attached} attached, {len(failed)} failed"
+            )
+            for r in failed:
+                out.err.print(f"line {r['line']}: {r['message']}", markup=False, highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _simple_action(segment: str, verb: str, field: str, help_text: str) -> Callable[..., None]:
+    def command(
+        number: Number,
+        text: str | None = None,
+        url: UrlOption = DEFAULT_URL,
+        token: TokenOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        _act(url, token, as_json, number, segment, {field: text}, verb)
+
+    # the option's name differs per command, so its annotation is built here, evaluated
+    command.__annotations__["text"] = Annotated[
+        str | None, typer.Option(f"--{field}", help=help_text)
+    ]
+    return command
+
+
+def cancel(
+    number: Number,
+    reason: Annotated[str, typer.Option("--reason", help="Why this is no incident.")],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Cancel an open incident (false alarm); it closes without resolution."""
+    _act(url, token, as_json, number, "cancel", {"reason": reason}, "cancelled")
+
+
+def escalate(
+    number: Number,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to", help="Page this target now (user:bob, schedule:primary, channel:ops)."
+        ),
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="Why.")] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Page the next escalation level now, or a named target."""
+    _act(url, token, as_json, number, "escalate", {"target": to, "reason": reason}, "escalated")
+
+
+def assign(
+    number: Number,
+    user: Annotated[str, typer.Argument(help="User name from the policy.")],
+    role: Annotated[
+        str, typer.Option(help="commander, assignee, scribe or communications.")
+    ] = "commander",
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Give a role on the incident to a user (commander by default)."""
+    _act(url, token, as_json, number, "assign", {"role": role, "user": user}, f"{role}: {user}")
+
+
+def severity(
+    number: Number,
+    level: Annotated[str, typer.Argument(help="SEV1, SEV2, SEV3 or SEV4.")],
+    reason: Annotated[str | None, typer.Option(help="Why.")] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change the severity; the SLA clocks are re-timed."""
+    body = {"severity": level.upper(), "reason": reason}
+    _act(url, token, as_json, number, "severity", body, f"now {level.upper()}")
+
+
+def note(
+    number: Number,
+    text: Annotated[str, typer.Argument(help="The note.")],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a note to the timeline."""
+    _act(url, token, as_json, number, "notes", {"text": text}, "note added")
+
+
+def status_update(
+    number: Number,
+    text: Annotated[str, typer.Argument(help="The update for stakeholders.")],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Post a status update for stakeholders (resets the update clock)."""
+    _act(url, token, as_json, number, "status-updates", {"text": text}, "status update posted")
+
+
+def merge(
+    number: Number,
+    into: Annotated[str, typer.Option("--into", help="The incident this one duplicates.")],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Close an open incident as a duplicate of another."""
+    _act(url, token, as_json, number, "merge", {"into": _number(into)}, f"merged into {into}")
+
+
+def show(
+    number: Number,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """An incident: snapshot, SLA clocks as countdowns, escalation, timeline."""
+    from schemas.incident import IncidentSnapshot
+    from starter.cli_output import show_incident
+
+    number = _number(number)
+    with _session(url, token, as_json) as (api, out):
+        data = api.get(f"/incidents/{number}", number=number)
+        if as_json:
+            out.json(data)
+            return
+        show_incident(out, IncidentSnapshot.model_validate(data))
+
+
+def list_incidents(
+    status: Annotated[
+        list[str] | None,
+        typer.Option("--status", help="triggered, acknowledged, …, or 'open' (repeatable)."),
+    ] = None,
+    severity: Annotated[
+        list[str] | None, typer.Option("--severity", help="SEV1..SEV4 (repeatable).")
+    ] = None,
+    service: Annotated[list[str] | None, typer.Option("--service", help="(repeatable)")] = None,
+    since: Annotated[str | None, typer.Option(help="Created after: 24h, 7d, or a date.")] = None,
+    until: Annotated[str | None, typer.Option(help="Created before: a date.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000, help="At most this many.")] = 50,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Incidents, newest first, from the ticket store."""
+    from starter.cli_output import severity as sev_text
+    from starter.cli_output import status as status_text
+
+    statuses: list[str] = []
+    for s in status or []:
+        if s.lower() == "open":
+            statuses += ["triggered", "acknowledged", "investigating", "mitigated"]
+        elif s.lower() != "all":
+            statuses.append(s.lower())
+    params: list[tuple[str, str]] = [("status", s) for s in statuses]
+    params += [("severity", s.upper()) for s in severity or []]
+    params += [("service", s) for s in service or []]
+    if (value := _since(since)) is not None:
+        params.append(("since", value))
+    if (value := _since(until, "--until")) is not None:
+        params.append(("until", value))
+    with _session(url, token, as_json) as (api, out):
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while len(items) < limit:
+            page_params = [*params, ("limit", str(min(200, limit - len(items))))]
+            if cursor:
+                page_params.append(("cursor", cursor))
+            page = api.get("/incidents", params=page_params)
+            items += page["items"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        if as_json:
+            out.json({"items": items, "next_cursor": cursor})
+            return
+        now = datetime.now(UTC)
+        rows = []
+        for it in items:
+            created = datetime.fromisoformat(it["created_at"])
+            rows.append(
+                [
+                    it["number"],
+                    sev_text(it["severity"]),
+                    status_text(it["status"]),
+                    it["service"],
+                    it.get("commander"),
+                    _age(created, now),
+                    it["title"],
+                ]
+            )
+        out.table(["number", "sev", "status", "service", "commander", "age", "title"], rows)
+        if not items and out.rich:
+            out.line("no incidents match")
+
+
+def _age(created: datetime, now: datetime) -> str:
+    from starter import time_text
+
+    return time_text.age(created, now)
+
+
+def report(
+    since: Annotated[
+        str | None, typer.Option(help="Incidents created after: 7d, 4w, or a date.")
+    ] = "30d",
+    until: Annotated[str | None, typer.Option(help="Created before: a date.")] = None,
+    service: Annotated[str | None, typer.Option(help="One service only.")] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """MTTA, MTTR and SLA compliance, and counts by severity, category and service."""
+    from starter import time_text
+
+    params = {
+        k: v
+        for k, v in {
+            "since": _since(since),
+            "until": _since(until, "--until"),
+            "service": service,
+        }.items()
+        if v
+    }
+    with _session(url, token, as_json) as (api, out):
+        data = api.get("/reports/summary", params=params)
+        if as_json:
+            out.json(data)
+            return
+        out.line(
+            f"{data['total']} incidents",
+            f"· MTTA {time_text.maybe(data.get('mtta_seconds'))}",
+            f"· MTTR {time_text.maybe(data.get('mttr_seconds'))}",
+        )
+        out.table(
+            ["severity", "incidents", "MTTA", "MTTR"],
+            [
+                [
+                    row["severity"],
+                    row["count"],
+                    time_text.maybe(row.get("mtta_seconds")),
+                    time_text.maybe(row.get("mttr_seconds")),
+                ]
+                for row in data.get("times_by_severity", [])
+            ],
+            title="Time to acknowledge / resolve",
+        )
+        out.table(
+            ["severity", "clock", "met", "breached", "compliance"],
+            [
+                [
+                    row["severity"],
+                    row["clock"],
+                    row["met"],
+                    row["breached"],
+                    "—" if row.get("compliance") is None else f"{row['compliance'] * 100:.1f}%",
+                ]
+                for row in data.get("sla", [])
+                if row["met"] or row["breached"]
+            ],
+            title="SLA compliance",
+        )
+        for dim in ("severity", "category", "service", "status"):
+            counts = data.get(f"by_{dim}", {})
+            out.table(
+                [dim, "incidents"],
+                sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])),
+                title=f"By {dim}",
+            )
+
+
+# ---------------------------------------------------------------------------- review
+review_app = typer.Typer(help="The post-incident review of an incident.", no_args_is_help=True)
+
+
+@review_app.command("show")
+def review_show(
+    number: Number,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The review: status, meeting, facilitator, action items, postmortem."""
+    number = _number(number)
+    with _session(url, token, as_json) as (api, out):
+        data = api.get(f"/incidents/{number}/review", number=number)
+        if as_json:
+            out.json(data)
+            return
+        for key in ("number", "status", "facilitator", "start", "scheduled_at", "owner"):
+            if data.get(key):
+                out.line(f"{key:<13}", str(data[key]))
+        if data.get("attendees"):
+            out.line(f"{'attendees':<13}", ", ".join(data["attendees"]))
+        items = data.get("action_items") or (data.get("completion") or {}).get("action_items")
+        if items:
+            out.table(
+                ["owner", "title", "due", "status"],
+                [
+                    [i.get("owner"), i.get("title"), i.get("due_date"), i.get("status")]
+                    for i in items
+                ],
+                title="Action items",
+            )
+        document = data.get("document")
+        if document:
+            out.console.print(document, markup=False, highlight=False)
+
+
+def _action_item(value: str) -> dict[str, Any]:
+    """``owner:title`` or ``owner:title@2026-05-01``."""
+    owner, sep, rest = value.partition(":")
+    if not sep or not owner.strip() or not rest.strip():
+        raise typer.BadParameter(
+            f"{value!r}: write owner:title or owner:title@YYYY-MM-DD", param_hint="--action-item"
+        )
+    title, _, due = (
+        rest.rpartition("@") if re.search(r"@\d{4}-\d{2}-\d{2}$", rest) else (rest, "", "")
+    )
+    item: dict[str, Any] = {"owner": owner.strip(), "title": title.strip()}
+    if due:
+        item["due_date"] = due
+    return item
+
+
+@review_app.command("complete")
+def review_complete(
+    number: Number,
+    summary: Annotated[str, typer.Option(help="What happened, in a few sentences.")],
+    factor: Annotated[
+        list[str] | None, typer.Option("--factor", help="Contributing factor (repeatable).")
+    ] = None,
+    went_well: Annotated[list[str] | None, typer.Option("--went-well", help="(repeatable)")] = None,
+    improve: Annotated[list[str] | None, typer.Option("--improve", help="(repeatable)")] = None,
+    action_item: Annotated[
+        list[str] | None,
+        typer.Option("--action-item", help="owner:title[@YYYY-MM-DD] (repeatable)."),
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Complete the review with its action items; this closes the incident."""
+    number = _number(number)
+    body = {
+        "summary": summary,
+        "contributing_factors": factor or [],
+        "what_went_well": went_well or [],
+        "what_to_improve": improve or [],
+        "action_items": [_action_item(a) for a in action_item or []],
+    }
+    with _session(url, token, as_json) as (api, out):
+        data = api.post(f"/incidents/{number}/review/complete", body, number=number)
+        if as_json:
+            out.json(data)
+            return
+        out.ok(f"review of {number} completed ({len(body['action_items'])} action items)")
+
+
+# ---------------------------------------------------------------------------- register
+def register(app: typer.Typer) -> None:
+    """Add the responder commands to ``app`` (called by ``starter.cli``)."""
+    panel = "Incidents"
+    app.command(rich_help_panel=panel)(trigger)
+    simple = [
+        ("ack", "acknowledge", "acknowledged", "note", "Acknowledge: stops escalation."),
+        ("investigate", "investigate", "investigating", "note", "Mark as being investigated."),
+        ("mitigate", "mitigate", "mitigated", "note", "Impact is mitigated."),
+        ("resolve", "resolve", "resolved", "resolution", "Resolve: the cause is fixed."),
+        ("close", "close", "closed", "reason", "Close a resolved incident."),
+        ("reopen", "reopen", "reopened", "reason", "Reopen a resolved incident."),
+    ]
+    for name, segment, verb, field, doc in simple:
+        command = _simple_action(segment, verb, field, f"Optional {field}.")
+        command.__doc__ = doc
+        command.__name__ = name
+        app.command(name, rich_help_panel=panel)(command)
+    app.command(rich_help_panel=panel)(cancel)
+    app.command(rich_help_panel=panel)(escalate)
+    app.command(rich_help_panel=panel)(assign)
+    app.command(rich_help_panel=panel)(severity)
+    app.command(rich_help_panel=panel)(note)
+    app.command("status-update", rich_help_panel=panel)(status_update)
+    app.command(rich_help_panel=panel)(merge)
+    app.command(rich_help_panel=panel)(show)
+    app.command("list", rich_help_panel=panel)(list_incidents)
+    app.command(rich_help_panel=panel)(report)
+    app.add_typer(review_app, name="review", rich_help_panel=panel)

@@ -1,0 +1,162 @@
+"""The dashboard's own read-side SQL: the board (open incidents first, with their clocks)
+and MTTA/MTTR per severity per week. Everything else comes from ``starter.tickets_read``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, Field
+
+from schemas.enums import Clock, Severity, Status
+from schemas.incident import Breach, Deadlines
+from schemas.lifecycle import OPEN_STATUSES
+
+Pool = AsyncConnectionPool[psycopg.AsyncConnection]
+
+#: the clocks whose deadline the board counts down to (escalation is not an SLA)
+SLA_CLOCKS = (Clock.ACK, Clock.MITIGATE, Clock.RESOLVE, Clock.UPDATE)
+
+
+class BoardFilters(BaseModel):
+    #: "open" (default), "all", or one status
+    status: str = "open"
+    severity: Severity | None = None
+    service: str | None = None
+    q: str | None = Field(default=None, max_length=200, description="title contains")
+
+
+class BoardRow(BaseModel):
+    number: str
+    title: str
+    service: str
+    status: Status
+    severity: Severity
+    priority: str
+    commander: str | None = None
+    escalation_level: int = 0
+    alert_count: int = 1
+    created_at: datetime
+    deadlines: Deadlines = Field(default_factory=Deadlines)
+    breaches: list[Breach] = Field(default_factory=list)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    def next_deadline(self) -> tuple[Clock, datetime] | None:
+        """The SLA clock that runs out first, if any is running."""
+        running = [
+            (clock, at) for clock in SLA_CLOCKS if (at := self.deadlines.get(clock)) is not None
+        ]
+        return min(running, key=lambda pair: pair[1]) if running else None
+
+    @property
+    def breached_clocks(self) -> list[str]:
+        return sorted({b.clock.value for b in self.breaches})
+
+
+_BOARD = """
+SELECT number, title, service, status, severity, priority, commander, escalation_level,
+       alert_count, created_at, breaches,
+       COALESCE(snapshot->'deadlines', '{}'::jsonb) AS deadlines
+  FROM incidents
+ WHERE ({status_clause})
+   AND (%(severity)s::text IS NULL OR severity = %(severity)s::text)
+   AND (%(service)s::text IS NULL OR service = %(service)s::text)
+   AND (%(q)s::text IS NULL OR title ILIKE '%%' || %(q)s::text || '%%')
+ ORDER BY (status = ANY(%(open)s)) DESC, severity, created_at DESC, number_seq DESC
+ LIMIT %(limit)s
+"""
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def board(pool: Pool, filters: BoardFilters, *, limit: int = 200) -> list[BoardRow]:
+    """Incidents for the board: open ones first, then by severity and age."""
+    params: dict[str, Any] = {
+        "severity": filters.severity.value if filters.severity else None,
+        "service": filters.service or None,
+        "q": _escape_like(filters.q) if filters.q else None,
+        "open": [s.value for s in OPEN_STATUSES],
+        "limit": limit,
+    }
+    if filters.status == "open":
+        status_clause = "status = ANY(%(open)s)"
+    elif filters.status == "all":
+        status_clause = "TRUE"
+    else:
+        status_clause = "status = %(status)s"
+        params["status"] = Status(filters.status).value
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(_BOARD.replace("{status_clause}", status_clause), params)
+        rows = await cur.fetchall()
+    return [BoardRow.model_validate(r) for r in rows]
+
+
+async def services(pool: Pool) -> list[str]:
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT DISTINCT service FROM incidents ORDER BY service")
+        return [r[0] for r in await cur.fetchall()]
+
+
+class WeekTimes(BaseModel):
+    week: datetime
+    severity: Severity
+    count: int
+    mtta_seconds: float | None = None
+    mttr_seconds: float | None = None
+
+
+_WEEKLY = """
+SELECT date_trunc('week', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS week,
+       severity, count(*) AS count,
+       EXTRACT(EPOCH FROM avg(acknowledged_at - created_at)) AS mtta_seconds,
+       EXTRACT(EPOCH FROM avg(resolved_at - created_at)) AS mttr_seconds
+  FROM incidents
+ WHERE (%(since)s::timestamptz IS NULL OR created_at >= %(since)s::timestamptz)
+   AND (%(until)s::timestamptz IS NULL OR created_at < %(until)s::timestamptz)
+   AND (%(service)s::text IS NULL OR service = %(service)s::text)
+ GROUP BY 1, 2
+ ORDER BY 1, 2
+"""
+
+
+async def weekly_times(
+    pool: Pool,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    service: str | None = None,
+) -> list[WeekTimes]:
+    """MTTA and MTTR per ISO week (Monday, UTC) and severity, of incidents created then."""
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(_WEEKLY, {"since": since, "until": until, "service": service})
+        rows = await cur.fetchall()
+    return [WeekTimes.model_validate(r) for r in rows]
+
+
+_REVIEW = """
+SELECT r.status, r.facilitator, r.attendees, r.scheduled_at, r.document, r.summary,
+       r.completed_at,
+       COALESCE((SELECT jsonb_agg(jsonb_build_object(
+                    'owner', a.owner, 'title', a.title, 'due_date', a.due_date,
+                    'status', a.status) ORDER BY a.id)
+                   FROM action_items a WHERE a.number = r.number), '[]'::jsonb) AS action_items
+  FROM reviews r WHERE r.number = %s
+"""
+
+
+async def review(pool: Pool, number: str) -> dict[str, Any] | None:
+    """The post-incident review of an incident and its action items, once scheduled."""
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(_REVIEW, (number,))
+        return await cur.fetchone()

@@ -1,0 +1,133 @@
+"""The scope matrix: every endpoint by every scope → allowed or 403, asserted; public and
+integration endpoints need no bearer token at all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.client import Client
+
+from schemas.enums import Scope
+from starter.api.incidents import ACTION_ROUTES
+from tests.support_api import alertmanager_alert, alertmanager_payload, api_stack
+
+ACTION_BODIES: dict[str, dict[str, Any] | None] = {
+    "acknowledge": {"note": "mine"},
+    "investigate": None,
+    "mitigate": None,
+    "resolve": {"resolution": "fixed"},
+    "close": None,
+    "cancel": {"reason": "false alarm"},
+    "reopen": {"reason": "again"},
+    "escalate": {"target": "user:carol"},
+    "assign": {"role": "scribe", "user": "carol"},
+    "severity": {"severity": "SEV1"},
+    "notes": {"text": "a note"},
+    "status-updates": {"text": "an update"},
+    "merge": {"into": "INC-1"},
+}
+SCOPES = [Scope.INGEST, Scope.RESPOND, Scope.READ, Scope.ADMIN]
+PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
+BY_KEY = {
+    ("POST", "/api/v1/integrations/alertmanager/{integration_key}"),
+    ("POST", "/v2/enqueue"),
+}
+
+
+async def test_every_endpoint_by_every_scope(
+    temporal_client: Client, database_url: str, task_queue: str
+) -> None:
+    async with api_stack(temporal_client, database_url, task_queue) as api:
+        created = await api.http.post(
+            "/api/v1/incidents",
+            json={"title": "scope matrix", "service": api.names.service},
+            headers=api.auth("ingest"),
+        )
+        number = created.json()["number"]
+        matrix: list[tuple[str, str, str, Any, Scope]] = [
+            ("GET", "/api/v1/incidents", "/api/v1/incidents", None, Scope.READ),
+            (
+                "POST",
+                "/api/v1/incidents",
+                "/api/v1/incidents",
+                {"title": "t", "service": api.names.service, "dedup_key": "matrix"},
+                Scope.INGEST,
+            ),
+            ("GET", "/api/v1/incidents/{number}", f"/api/v1/incidents/{number}", None, Scope.READ),
+            (
+                "GET",
+                "/api/v1/incidents/{number}/timeline",
+                f"/api/v1/incidents/{number}/timeline",
+                None,
+                Scope.READ,
+            ),
+            ("GET", "/api/v1/reports/summary", "/api/v1/reports/summary", None, Scope.READ),
+            ("GET", "/metrics", "/metrics", None, Scope.READ),
+        ]
+        for segment in ACTION_ROUTES:
+            matrix.append(
+                (
+                    "POST",
+                    f"/api/v1/incidents/{{number}}/{segment}",
+                    f"/api/v1/incidents/{number}/{segment}",
+                    ACTION_BODIES[segment],
+                    Scope.RESPOND,
+                )
+            )
+
+        # the matrix covers every bearer-authenticated operation the app has
+        documented = {
+            (method.upper(), path)
+            for path, ops in api.app.openapi()["paths"].items()
+            for method in ops
+        }
+        assert documented == {(m, t) for m, t, *_ in matrix} | PUBLIC | BY_KEY
+
+        outcomes: dict[tuple[str, str], dict[str, int]] = {}
+        for method, template, url, body, required in matrix:
+            for scope in SCOPES:
+                response = await api.http.request(
+                    method, url, json=body, headers=api.auth(scope.value)
+                )
+                outcomes.setdefault((method, template), {})[scope.value] = response.status_code
+                allowed = scope in (required, Scope.ADMIN)
+                if allowed:
+                    assert response.status_code not in (401, 403), (template, scope, response.text)
+                    assert response.status_code < 500, (template, scope, response.text)
+                else:
+                    assert response.status_code == 403, (template, scope, response.text)
+                    assert response.json() == {
+                        "error": "forbidden",
+                        "message": f"token {scope.value!r} lacks the {required.value!r} scope",
+                        "details": {"required_scope": required.value},
+                    }
+                # no token at all is always 401
+            anonymous = await api.http.request(method, url, json=body)
+            assert anonymous.status_code == 401, template
+        # the respond token moved the incident: every action answered 200 or 409
+        for segment in ACTION_ROUTES:
+            statuses = outcomes[("POST", f"/api/v1/incidents/{{number}}/{segment}")]
+            assert statuses["respond"] in (200, 409), (segment, statuses)
+
+        for path in ("/healthz", "/readyz", "/openapi.json"):
+            assert (await api.http.get(path)).status_code == 200, path
+
+        # integrations: the key authenticates, whatever bearer token comes along (or none)
+        am_url = f"/api/v1/integrations/alertmanager/{api.names.key}"
+        cleared = alertmanager_payload(
+            [alertmanager_alert("fp-none", "web-1", status="resolved")], status="resolved"
+        )
+        pd_event = {"routing_key": api.names.key, "event_action": "acknowledge", "dedup_key": "x"}
+        for headers in [{}] + [api.auth(s.value) for s in SCOPES]:
+            assert (await api.http.post(am_url, json=cleared, headers=headers)).status_code == 200
+            assert (
+                await api.http.post("/v2/enqueue", json=pd_event, headers=headers)
+            ).status_code == 202
+            wrong = await api.http.post(
+                "/api/v1/integrations/alertmanager/wrong", json=cleared, headers=headers
+            )
+            assert wrong.status_code == 401
+            pd_wrong = await api.http.post(
+                "/v2/enqueue", json={**pd_event, "routing_key": "wrong"}, headers=headers
+            )
+            assert pd_wrong.status_code == 400
