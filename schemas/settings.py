@@ -5,6 +5,7 @@ the environment here, one YAML file there.
 """
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,3 +43,36 @@ class Settings(BaseSettings):
 
     db_pool_min: int = 1
     db_pool_max: int = 10
+
+    # -- the worker process (docs/deploy.md: sizing, graceful shutdown, versioning) --------
+    worker_shutdown_grace_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="on SIGTERM, how long in-flight activities may finish before cancellation",
+    )
+    worker_max_cached_workflows: int = Field(default=2000, ge=0)
+    worker_max_concurrent_activities: int = Field(default=200, ge=1)
+    worker_max_concurrent_workflow_tasks: int = Field(default=100, ge=2)
+    worker_workflow_task_pollers: int = Field(default=10, ge=2)
+    worker_activity_task_pollers: int = Field(default=10, ge=1)
+    worker_health_file: Path | None = Field(
+        default=None,
+        description="touched every 5 s while the worker polls, removed on stop (healthchecks)",
+    )
+    worker_build_id: str | None = Field(
+        default=None,
+        description="enables Worker Versioning: this worker is version "
+        "<worker_deployment_name>.<worker_build_id>; unset = unversioned",
+    )
+    worker_deployment_name: str = "incidentflow"
+    worker_versioning_behavior: Literal["auto_upgrade", "pinned"] = Field(
+        default="auto_upgrade",
+        description="default versioning behaviour of workflows when worker_build_id is set",
+    )
+
+    # -- the HTTP API process --------------------------------------------------------------
+    api_shutdown_grace_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="on SIGTERM, how long in-flight HTTP requests may finish",
+    )

@@ -213,7 +213,14 @@ async def _serve_api(settings: Settings, policy: Policy, host: str, port: int) -
         def capture_signals(self) -> Iterator[None]:
             yield
 
-    server = Server(uvicorn.Config(create_app(settings, policy), host=host, port=port))
+    config = uvicorn.Config(
+        create_app(settings, policy),
+        host=host,
+        port=port,
+        # in-flight requests get this long after SIGTERM (API_SHUTDOWN_GRACE_SECONDS)
+        timeout_graceful_shutdown=settings.api_shutdown_grace_seconds,
+    )
+    server = Server(config)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, setattr, server, "should_exit", True)

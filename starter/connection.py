@@ -13,11 +13,20 @@ from schemas.settings import Settings
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:
-    """mTLS when a client cert is configured; plain TLS when only asked for (Temporal Cloud)."""
-    if settings.temporal_tls_cert and settings.temporal_tls_key:
+    """What ``Client.connect`` gets for ``tls=``, from the TEMPORAL_TLS_* settings.
+
+    - client cert + key: mutual TLS (a self-hosted cluster's mTLS, Temporal Cloud with certs);
+    - a CA or a server name alone: TLS verified against that CA / for that name;
+    - TEMPORAL_TLS=true or an API key alone: TLS against the system's roots (Temporal Cloud);
+    - nothing: plaintext (a dev server, a cluster on a private network).
+    """
+    cert, key = settings.temporal_tls_cert, settings.temporal_tls_key
+    if bool(cert) != bool(key):
+        raise ValueError("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together")
+    if cert or settings.temporal_tls_ca or settings.temporal_tls_server_name:
         return TLSConfig(
-            client_cert=settings.temporal_tls_cert.read_bytes(),
-            client_private_key=settings.temporal_tls_key.read_bytes(),
+            client_cert=cert.read_bytes() if cert else None,
+            client_private_key=key.read_bytes() if key else None,
             server_root_ca_cert=(
                 settings.temporal_tls_ca.read_bytes() if settings.temporal_tls_ca else None
             ),

@@ -7,18 +7,22 @@ knows about pools, pollers and shutdown; they know nothing of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.db import create_pool, migrate
 from activities.notifications.activity import NotifyActivities
 from activities.oncall import OnCallActivities
+from activities.reviews.activity import ReviewActivities
 from activities.tickets import TicketActivities
 from schemas.policy import Policy
 from schemas.settings import Settings
@@ -48,17 +52,57 @@ class WorkerTuning:
     activity_task_pollers: int = 10
     graceful_shutdown: timedelta = field(default_factory=lambda: timedelta(seconds=10))
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerTuning:
+        """The ``WORKER_*`` environment settings (docs/deploy.md lists them)."""
+        return cls(
+            max_cached_workflows=settings.worker_max_cached_workflows,
+            max_concurrent_activities=settings.worker_max_concurrent_activities,
+            max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+            workflow_task_pollers=settings.worker_workflow_task_pollers,
+            activity_task_pollers=settings.worker_activity_task_pollers,
+            graceful_shutdown=timedelta(seconds=settings.worker_shutdown_grace_seconds),
+        )
+
+
+VERSIONING_BEHAVIORS = {
+    "auto_upgrade": VersioningBehavior.AUTO_UPGRADE,
+    "pinned": VersioningBehavior.PINNED,
+}
+
+
+def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
+    """Worker Versioning when ``WORKER_BUILD_ID`` is set; ``None`` (unversioned) otherwise.
+
+    A versioned worker only receives tasks once its version is made current (or ramping):
+    ``temporal worker deployment set-current-version`` (docs/deploy.md, "Upgrades").
+    """
+    if not settings.worker_build_id:
+        return None
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(
+            deployment_name=settings.worker_deployment_name, build_id=settings.worker_build_id
+        ),
+        use_worker_versioning=True,
+        default_versioning_behavior=VERSIONING_BEHAVIORS[settings.worker_versioning_behavior],
+    )
+
 
 def activities_for(pool: AsyncConnectionPool, policy: Policy, settings: Settings) -> list[object]:
     tickets = TicketActivities(pool)
     notify = NotifyActivities(pool, policy, settings)
     oncall = OnCallActivities(policy)
+    reviews = ReviewActivities(pool, policy, settings)
     return [
         tickets.allocate_incident_number,
         tickets.record_incident,
         tickets.append_events,
         notify.notify,
         oncall.resolve_on_call,
+        reviews.record_review,
+        reviews.send_review_invite,
+        reviews.record_action_items,
+        reviews.open_action_items_due,
     ]
 
 
@@ -71,7 +115,7 @@ def build_worker(
     task_queue: str | None = None,
     tuning: WorkerTuning | None = None,
 ) -> Worker:
-    tuning = tuning or WorkerTuning()
+    tuning = tuning or WorkerTuning.from_settings(settings)
     return Worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,
@@ -84,6 +128,7 @@ def build_worker(
         max_concurrent_workflow_task_polls=tuning.workflow_task_pollers,
         max_concurrent_activity_task_polls=tuning.activity_task_pollers,
         graceful_shutdown_timeout=tuning.graceful_shutdown,
+        deployment_config=deployment_config(settings),
     )
 
 
@@ -100,7 +145,32 @@ async def run_worker(settings: Settings, policy: Policy, stop: asyncio.Event) ->
         worker = build_worker(client, pool=pool, policy=policy, settings=settings)
         async with worker:
             log.info("worker polling task queue %s", settings.temporal_task_queue)
+            if settings.worker_health_file:
+                await heartbeat(settings.worker_health_file, stop)
             await stop.wait()
-            log.info("worker stopping: draining in-flight tasks")
+            log.info(
+                "worker stopping: draining in-flight activities (grace %ss)",
+                settings.worker_shutdown_grace_seconds,
+            )
+        log.info("worker stopped")
     finally:
         await pool.close()
+
+
+#: how often the health file is touched; a container healthcheck allows a few misses
+HEARTBEAT_EVERY = 5.0
+
+
+async def heartbeat(path: Path, stop: asyncio.Event) -> None:
+    """Touch ``path`` every few seconds until ``stop``, then remove it.
+
+    A container healthcheck (docker-compose.yml) reads the file's age: a wedged event loop
+    (a blocking call in an activity, say) stops the touches and marks the worker unhealthy.
+    """
+    try:
+        while not stop.is_set():
+            await asyncio.to_thread(path.touch)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), HEARTBEAT_EVERY)
+    finally:
+        await asyncio.to_thread(path.unlink, missing_ok=True)
