@@ -105,6 +105,7 @@ class EventKind(StrEnum):
     REVIEW_REMINDER = "review_reminder"
     REVIEW_OVERDUE = "review_overdue"
     REVIEW_COMPLETED = "review_completed"
+    ACTION_ITEM_DUE = "action_item_due"
 
 
 class Clock(StrEnum):

@@ -18,7 +18,7 @@ from schemas.enums import (
     Status,
     Urgency,
 )
-from schemas.policy import EscalationPolicy, SeverityPolicy
+from schemas.policy import EscalationPolicy, ReviewPolicy, SeverityPolicy
 
 
 class Link(BaseModel):
@@ -105,6 +105,9 @@ class IncidentPolicy(BaseModel):
     auto_resolve: bool = True
     reopen_window: timedelta = timedelta(hours=1)
     base_url: str = "http://localhost:8000"
+    #: the policy's review section (meeting time, zone, holidays, reminders, owner);
+    #: ``None`` means ReviewPolicy's defaults
+    review: ReviewPolicy | None = None
 
 
 class IncidentStart(BaseModel):

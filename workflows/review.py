@@ -1,84 +1,522 @@
-"""PostIncidentReviewWorkflow: the learning half of an incident, started as an abandoned child
-so the incident's own run can complete and free its workflow ID for the next alert.
+"""PostIncidentReviewWorkflow: the learning half of an incident, started by the incident as an
+abandoned child (ID ``review:<number>``) so the incident's run can complete and free its
+workflow ID for the next alert.
 
-This first version records the review as pending and waits for ``complete_review``, which
-closes the incident (ticket row and timeline continue the incident's sequence numbers).
+Reading order: ``run`` schedules the meeting (business days after resolution, see
+``schemas.review_schedule``), records the review and its postmortem draft, sends the
+calendar invite, then sleeps on durable timers until a reminder or the overdue instant is
+due, or an Update (``reschedule``, ``complete``, ``waive``) changes the plan. Every instant
+is absolute and recomputed after each wake-up, so a reschedule re-times everything.
+
+After the review is done, the workflow stays only as long as action items have a due-date
+reminder ahead (one timer per due date; each reminder re-reads the item's status, so items
+closed meanwhile are not nagged). The reminders live here rather than in a workflow per
+item because the review owns the incident's timeline from the hand-over on: every event it
+adds continues the incident's sequence numbers (the idempotency key of tickets and
+notifications), and one owner of that counter keeps the numbers unique.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
 
-from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from schemas.activity_io import RECORD_INCIDENT, RecordIncidentInput
-    from schemas.enums import EventKind, Status
-    from schemas.incident import IncidentSnapshot, TimelineEvent
+    from schemas.activity_io import (
+        NOTIFY,
+        RECORD_INCIDENT,
+        NotifyInput,
+        NotifyResult,
+        RecordIncidentInput,
+    )
+    from schemas.enums import EventKind, Role, Status, TargetKind
+    from schemas.incident import TimelineEvent
+    from schemas.policy import EscalationTarget, ReviewPolicy
+    from schemas.review import (
+        DONE,
+        OPEN_ACTION_ITEMS_DUE,
+        RECORD_ACTION_ITEMS,
+        RECORD_REVIEW,
+        SEND_REVIEW_INVITE,
+        ActionItem,
+        CompleteReviewInput,
+        InviteResult,
+        OpenActionItemsInput,
+        RecordActionItemsInput,
+        RecordReviewInput,
+        RescheduleInput,
+        ReviewCompletion,
+        ReviewInviteInput,
+        ReviewStart,
+        ReviewState,
+        ReviewStatus,
+        WaiveInput,
+    )
+    from schemas.review_schedule import (
+        action_item_reminder_at,
+        plan_review,
+        reminder_due_dates,
+        review_start,
+        review_zone,
+    )
+
+__all__ = [
+    "CompleteReviewInput",
+    "PostIncidentReviewWorkflow",
+    "RescheduleInput",
+    "ReviewStart",
+    "ReviewState",
+    "WaiveInput",
+]
+
+SYSTEM = "incidentflow"
+STORE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=0.5),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+)
+SEND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=12,
+)
 
 
-class ReviewStart(BaseModel):
-    incident: IncidentSnapshot
-    review_after: int = 5
+def _user(name: str) -> EscalationTarget:
+    return EscalationTarget(kind=TargetKind.USER, name=name)
 
 
-class CompleteReviewInput(BaseModel):
-    actor: str = Field(min_length=1)
-    summary: str = ""
-
-
-class ReviewState(BaseModel):
-    number: str
-    status: str
-    incident: IncidentSnapshot
+def _users(*names: str | None) -> list[EscalationTarget]:
+    return [_user(n) for n in dict.fromkeys(n for n in names if n)]
 
 
 @workflow.defn
 class PostIncidentReviewWorkflow:
     @workflow.init
     def __init__(self, start: ReviewStart) -> None:
-        self.incident = start.incident
-        self.status = "pending"
+        self.review = start.review or ReviewPolicy()
+        incident = start.incident
+        self.s = ReviewState(
+            number=incident.number,
+            workflow_id=workflow.info().workflow_id,
+            status=ReviewStatus.PENDING,
+            incident=incident,
+            facilitator=incident.responders.get(Role.COMMANDER) or self.review.facilitator_fallback,
+            attendees=list(incident.participants),
+            owner=self.review.owner,
+            zone=review_zone(self.review)[0],
+        )
+        #: the incident wrote its timeline up to here; the draft waits for all of it
+        self._incident_seq = incident.last_seq
+        self._wake = 0
+        #: one review operation at a time: schedule, reminder, overdue, complete, waive
+        self._ops = asyncio.Lock()
+        #: ticket writes in order, so the incident row's ``last_seq`` only moves forward
+        self._writes = asyncio.Lock()
+        self._notifications: set[asyncio.Task[None]] = set()
 
+    # ------------------------------------------------------------------ main loop
     @workflow.run
     async def run(self, start: ReviewStart) -> ReviewState:
-        await workflow.wait_condition(lambda: self.status == "completed")
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return self.state()
+        async with self._ops:
+            # an Update handled before this point may have scheduled or finished it already
+            if self.s.start is None and self.s.status not in DONE:
+                now = workflow.now()
+                resolved = self.s.incident.resolved_at or now
+                meeting = review_start(resolved, start.review_after, self.review, not_before=now)
+                await self._schedule(meeting, actor=SYSTEM, reason=None)
 
-    @workflow.query
-    def state(self) -> ReviewState:
-        return ReviewState(number=self.incident.number, status=self.status, incident=self.incident)
+        while self.s.status not in DONE:
+            seen = self._wake
+            due = self._next_due()
+            timeout = None if due is None else max(0.0, (due - workflow.now()).total_seconds())
+            if timeout is None or timeout > 0:
+                try:
+                    await workflow.wait_condition(
+                        lambda seen=seen: self._wake != seen,  # type: ignore[misc]
+                        timeout=timeout,
+                    )
+                except TimeoutError:
+                    pass
+            await self._fire_due()
+
+        await self._remind_action_items()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await workflow.wait_condition(lambda: not self._notifications)
+        return self.s
+
+    def _next_due(self) -> datetime | None:
+        if self.s.status in DONE:
+            return None
+        candidates = list(self.s.reminders_pending[:1])
+        if self.s.status == ReviewStatus.SCHEDULED and self.s.overdue_at is not None:
+            candidates.append(self.s.overdue_at)
+        return min(candidates) if candidates else None
+
+    async def _fire_due(self) -> None:
+        async with self._ops:
+            if self.s.status in DONE:
+                return
+            now = workflow.now()
+            while self.s.reminders_pending and self.s.reminders_pending[0] <= now:
+                self.s.reminders_pending.pop(0)
+                event = self._append(
+                    EventKind.REVIEW_REMINDER,
+                    SYSTEM,
+                    {**self._meeting_details(), "sequence": self.s.sequence},
+                )
+                await self._record([event])
+                self._notify(event, self._people())
+            overdue = self.s.overdue_at
+            if self.s.status == ReviewStatus.SCHEDULED and overdue is not None and overdue <= now:
+                self.s.status = ReviewStatus.OVERDUE
+                event = self._append(
+                    EventKind.REVIEW_OVERDUE,
+                    SYSTEM,
+                    {
+                        "due": overdue.isoformat(),
+                        "start": self._iso(self.s.start),
+                        "facilitator": self.s.facilitator,
+                        "owner": self.s.owner,
+                    },
+                )
+                await self._record([event])
+                await self._record_review()
+                # the facilitator is reminded; the policy's owner is the escalation
+                self._notify(event, _users(self.s.facilitator, self.s.owner))
+
+    # ------------------------------------------------------------------ scheduling
+    async def _schedule(self, start: datetime, *, actor: str, reason: str | None) -> None:
+        """(Re)plan the meeting, record it, (re)send the invite. Caller holds ``_ops``."""
+        plan = plan_review(start, self.review, workflow.now())
+        rescheduled = self.s.start is not None
+        if rescheduled:
+            self.s.sequence += 1
+        self.s.start, self.s.end, self.s.zone = plan.start, plan.end, plan.zone
+        self.s.reminders_pending = plan.reminders
+        self.s.overdue_at = plan.overdue_at
+        self.s.status = ReviewStatus.SCHEDULED
+        details: dict[str, Any] = {
+            **self._meeting_details(),
+            "end": plan.end.isoformat(),
+            "zone": plan.zone,
+            "sequence": self.s.sequence,
+            "workflow_id": self.s.workflow_id,
+            "rescheduled": rescheduled,
+        }
+        if reason:
+            details["reason"] = reason
+        event = self._append(EventKind.REVIEW_SCHEDULED, actor, details)
+        await self._record([event])
+        await self._record_review()
+        await self._send_invite(event)
+        self._wake += 1
+
+    async def _send_invite(self, event: TimelineEvent) -> None:
+        assert self.s.start is not None and self.s.end is not None
+        inc = self.s.incident
+        invite = ReviewInviteInput(
+            number=inc.number,
+            seq=event.seq,
+            title=inc.title,
+            service=inc.service,
+            severity=inc.severity.value,
+            start=self.s.start,
+            end=self.s.end,
+            zone=self.s.zone,
+            facilitator=self.s.facilitator,
+            attendees=self.s.attendees,
+            sequence=self.s.sequence,
+            stamp=event.at,
+        )
+        try:
+            result = await workflow.execute_activity(
+                SEND_REVIEW_INVITE,
+                invite,
+                result_type=InviteResult,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=SEND_RETRY,
+            )
+        except ActivityError as err:
+            await self._failed(event, self._people(), str(err.cause or err))
+            return
+        for reason in result.failed:
+            await self._failed(event, [], reason)
+        if result.without_email:
+            # no calendar for them: the same news through their other channels
+            self._notify(event, _users(*result.without_email))
+
+    # ------------------------------------------------------------------ updates
+    @workflow.update
+    async def reschedule(self, a: RescheduleInput) -> ReviewState:
+        async with self._ops:
+            self._guard("reschedule")
+            await self._schedule(a.at, actor=a.actor, reason=a.reason)
+        return self.s
+
+    @reschedule.validator
+    def _v_reschedule(self, a: RescheduleInput) -> None:
+        self._check("reschedule", a.actor)
+        if a.at.tzinfo is None:
+            raise ValueError(f"the new time {a.at.isoformat()} needs a UTC offset")
+        if a.at <= workflow.now():
+            raise ValueError(
+                f"cannot reschedule the review of {self.s.number} to {a.at.isoformat()}: "
+                "that is not in the future"
+            )
 
     @workflow.update
-    async def complete_review(self, done: CompleteReviewInput) -> ReviewState:
-        now = workflow.now()
-        inc = self.incident
-        events = []
-        for kind, details in (
-            (EventKind.REVIEW_COMPLETED, {"summary": done.summary}),
-            (EventKind.CLOSED, {"reason": "review completed"}),
-        ):
-            inc.last_seq += 1
-            events.append(
-                TimelineEvent(
-                    seq=inc.last_seq, at=now, actor=done.actor, kind=kind, details=details
-                )
+    async def complete(self, done: CompleteReviewInput) -> ReviewState:
+        """Store the document and action items, close the incident, tell everyone."""
+        async with self._ops:
+            self._guard("complete")
+            now = workflow.now()
+            self.s.completion = ReviewCompletion(
+                completed_by=done.actor,
+                completed_at=now,
+                summary=done.summary,
+                contributing_factors=done.contributing_factors,
+                what_went_well=done.what_went_well,
+                what_to_improve=done.what_to_improve,
+                action_items=done.action_items,
             )
+            completed = await self._close(
+                done.actor,
+                EventKind.REVIEW_COMPLETED,
+                {
+                    "summary": done.summary,
+                    "contributing_factors": done.contributing_factors,
+                    "action_items": len(done.action_items),
+                },
+                reason="review completed",
+                status=ReviewStatus.COMPLETED,
+            )
+            inc = self.s.incident
+            if done.action_items:
+                await workflow.execute_activity(
+                    RECORD_ACTION_ITEMS,
+                    RecordActionItemsInput(
+                        number=inc.number, service=inc.service, items=done.action_items
+                    ),
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=STORE_RETRY,
+                )
+            self.s.action_item_reminders = reminder_due_dates(
+                [item.due_date for item in done.action_items]
+            )
+            owners = [item.owner for item in done.action_items]
+            self._notify(
+                completed, _users(self.s.facilitator, *self.s.attendees, *owners, self.s.owner)
+            )
+            self._wake += 1
+        return self.s
+
+    @complete.validator
+    def _v_complete(self, done: CompleteReviewInput) -> None:
+        self._check("complete", done.actor)
+        if not done.summary.strip():
+            raise ValueError("summary must not be empty")
+        seen: set[tuple[str, str]] = set()
+        for item in done.action_items:
+            if not item.owner.strip() or not item.title.strip():
+                raise ValueError("every action item needs an owner and a title")
+            key = (item.title.strip(), item.owner.strip())
+            if key in seen:
+                raise ValueError(f"action item {item.title!r} for {item.owner} is listed twice")
+            seen.add(key)
+
+    @workflow.update
+    async def waive(self, w: WaiveInput) -> ReviewState:
+        """Skip the review (admins only, see WaiveInput): the incident closes without one."""
+        async with self._ops:
+            self._guard("waive")
+            self.s.waived_by = w.actor
+            self.s.waived_reason = w.reason
+            closed = await self._close(
+                w.actor,
+                None,
+                {},
+                reason=f"review waived: {w.reason}",
+                status=ReviewStatus.WAIVED,
+            )
+            self._notify(closed, _users(self.s.facilitator, *self.s.attendees, self.s.owner))
+            self._wake += 1
+        return self.s
+
+    @waive.validator
+    def _v_waive(self, w: WaiveInput) -> None:
+        self._check("waive", w.actor)
+        if not w.admin:
+            raise ApplicationError(
+                f"{w.actor} may not waive the review of {self.s.number}: "
+                "waiving needs the admin scope",
+                type="Forbidden",
+            )
+        if not w.reason.strip():
+            raise ValueError("a reason is required to waive a review")
+
+    def _check(self, action: str, actor: str) -> None:
+        if not actor.strip():
+            raise ValueError("actor is required")
+        self._guard(action)
+
+    def _guard(self, action: str) -> None:
+        """Also re-checked in handlers: two Updates accepted together both passed validation."""
+        if self.s.status in DONE:
+            raise ApplicationError(
+                f"cannot {action} the review of {self.s.number}: it is {self.s.status.value}",
+                type="ReviewClosed",
+            )
+
+    async def _close(
+        self,
+        actor: str,
+        kind: EventKind | None,
+        details: dict[str, Any],
+        *,
+        reason: str,
+        status: ReviewStatus,
+    ) -> TimelineEvent:
+        """Finish the review and close the incident; returns the first event appended."""
+        now = workflow.now()
+        self.s.status = status
+        self.s.reminders_pending = []
+        inc = self.s.incident
         inc.status = Status.CLOSED
         inc.closed_at = now
-        await workflow.execute_activity(
-            RECORD_INCIDENT,
-            RecordIncidentInput(snapshot=inc, events=events),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
-        )
-        self.status = "completed"
-        return self.state()
+        inc.close_reason = reason
+        events = [self._append(kind, actor, details)] if kind is not None else []
+        events.append(self._append(EventKind.CLOSED, actor, {"reason": reason}))
+        await self._record(events)
+        await self._record_review()
+        return events[0]
 
-    @complete_review.validator
-    def _v_complete_review(self, done: CompleteReviewInput) -> None:
-        if self.status == "completed":
-            raise ValueError(f"the review of {self.incident.number} is already completed")
+    # ------------------------------------------------------------------ queries
+    @workflow.query
+    def state(self) -> ReviewState:
+        return self.s
+
+    # ------------------------------------------------------------------ action items
+    async def _remind_action_items(self) -> None:
+        """One durable timer per due date; each reminder asks the ticket store which items
+        of that date are still open."""
+        while self.s.action_item_reminders:
+            due = self.s.action_item_reminders[0]
+            delay = (action_item_reminder_at(due, self.review) - workflow.now()).total_seconds()
+            if delay > 0:
+                await workflow.sleep(delay)
+            items = await workflow.execute_activity(
+                OPEN_ACTION_ITEMS_DUE,
+                OpenActionItemsInput(number=self.s.number, due_date=due),
+                result_type=list[ActionItem],
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=STORE_RETRY,
+            )
+            self.s.action_item_reminders.pop(0)
+            by_owner: dict[str, list[ActionItem]] = {}
+            for item in items:
+                by_owner.setdefault(item.owner, []).append(item)
+            for owner, owned in by_owner.items():
+                event = self._append(
+                    EventKind.ACTION_ITEM_DUE,
+                    SYSTEM,
+                    {
+                        "owner": owner,
+                        "due": due.isoformat(),
+                        "items": [item.title for item in owned],
+                        "ids": [item.id for item in owned],
+                    },
+                )
+                await self._record([event])
+                self._notify(event, [_user(owner)])
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _append(self, kind: EventKind, actor: str, details: dict[str, Any]) -> TimelineEvent:
+        """A new event of the incident's timeline, numbered after the incident's own."""
+        inc = self.s.incident
+        inc.last_seq += 1
+        return TimelineEvent(
+            seq=inc.last_seq, at=workflow.now(), actor=actor, kind=kind, details=details
+        )
+
+    def _people(self) -> list[EscalationTarget]:
+        return _users(self.s.facilitator, *self.s.attendees)
+
+    def _meeting_details(self) -> dict[str, Any]:
+        return {
+            "start": self._iso(self.s.start),
+            "facilitator": self.s.facilitator,
+            "attendees": list(self.s.attendees),
+        }
+
+    @staticmethod
+    def _iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    async def _record(self, events: list[TimelineEvent]) -> None:
+        """Upsert the incident row (status, ``last_seq``) and insert ``events``."""
+        async with self._writes:
+            await workflow.execute_activity(
+                RECORD_INCIDENT,
+                RecordIncidentInput(
+                    snapshot=self.s.incident.model_copy(deep=True),
+                    events=[e.model_copy(deep=True) for e in events],
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=STORE_RETRY,
+            )
+
+    async def _record_review(self) -> None:
+        """Re-render the postmortem and upsert the ``reviews`` row."""
+        await workflow.execute_activity(
+            RECORD_REVIEW,
+            RecordReviewInput(review=self.s.model_copy(deep=True), through_seq=self._incident_seq),
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=STORE_RETRY,
+        )
+
+    async def _failed(
+        self, event: TimelineEvent, targets: list[EscalationTarget], reason: str
+    ) -> None:
+        failure = self._append(
+            EventKind.NOTIFICATION_FAILED,
+            SYSTEM,
+            {"event_seq": event.seq, "targets": [str(t) for t in targets], "reason": reason},
+        )
+        await self._record([failure])
+
+    def _notify(self, event: TimelineEvent, targets: list[EscalationTarget]) -> None:
+        """Send in the background; failures come back as ``notification_failed`` events."""
+        if not targets:
+            return
+        task = asyncio.create_task(self._deliver(event, targets))
+        self._notifications.add(task)
+        task.add_done_callback(self._notifications.discard)
+
+    async def _deliver(self, event: TimelineEvent, targets: list[EscalationTarget]) -> None:
+        try:
+            result = await workflow.execute_activity(
+                NOTIFY,
+                NotifyInput(
+                    incident=self.s.incident.model_copy(deep=True), event=event, targets=targets
+                ),
+                result_type=NotifyResult,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=SEND_RETRY,
+            )
+        except ActivityError as err:
+            await self._failed(event, targets, str(err.cause or err))
+            return
+        for failure in result.failed:
+            failed = self._append(
+                EventKind.NOTIFICATION_FAILED,
+                SYSTEM,
+                {"event_seq": event.seq, **failure.model_dump()},
+            )
+            await self._record([failed])

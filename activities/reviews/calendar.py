@@ -1,0 +1,83 @@
+"""The review meeting as an iCalendar (RFC 5545) invitation, built with ``icalendar``.
+
+One UID per review (``review-<number>@incidentflow``) and a SEQUENCE that grows with each
+reschedule: calendar clients then update the event they already have instead of adding a
+second one. Start and end carry the policy's time zone (TZID plus its VTIMEZONE), so the
+meeting reads as "14:00 Europe/Berlin" and follows that zone's DST rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, timedelta
+
+from icalendar import Calendar, Event, vCalAddress, vText
+
+from schemas.review import ReviewInviteInput
+from schemas.review_schedule import zone_named
+
+PRODID = "-//incidentflow//post-incident review//EN"
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    email: str
+    display_name: str = ""
+
+
+def review_uid(number: str) -> str:
+    """Stable per review: every (re)send of the invite names the same event."""
+    return f"review-{number}@incidentflow"
+
+
+def _address(person: Person) -> vCalAddress:
+    address = vCalAddress(f"mailto:{person.email}")
+    address.params["CN"] = vText(person.display_name or person.name)
+    return address
+
+
+def build_invite(
+    invite: ReviewInviteInput,
+    *,
+    organizer: Person,
+    attendees: list[Person],
+    link: str,
+) -> bytes:
+    """The .ics bytes (METHOD:REQUEST) for one version of the invite."""
+    zone = zone_named(invite.zone) or UTC
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("method", "REQUEST")
+
+    event = Event()
+    event.add("uid", review_uid(invite.number))
+    event.add("sequence", invite.sequence)
+    event.add("dtstamp", invite.stamp.astimezone(UTC))
+    event.add("dtstart", invite.start.astimezone(zone))
+    event.add("dtend", invite.end.astimezone(zone))
+    event.add("summary", f"Post-incident review: {invite.number} {' '.join(invite.title.split())}")
+    event.add(
+        "description",
+        f"Post-incident review of {invite.number} ({invite.severity}, service "
+        f"{invite.service}).\nPostmortem draft and timeline: {link}",
+    )
+    event.add("url", link)
+    event.add("status", "CONFIRMED")
+    event.add("organizer", _address(organizer))
+    for person in attendees:
+        address = _address(person)
+        is_chair = person.email == organizer.email
+        address.params["ROLE"] = vText("CHAIR" if is_chair else "REQ-PARTICIPANT")
+        address.params["PARTSTAT"] = vText("ACCEPTED" if is_chair else "NEEDS-ACTION")
+        address.params["RSVP"] = vText("FALSE" if is_chair else "TRUE")
+        event.add("attendee", address)
+    calendar.add_component(event)
+    # VTIMEZONE only for the span the invite needs, not the zone's whole history
+    calendar.add_missing_timezones(
+        first_date=(invite.start - timedelta(days=366)).date(),
+        last_date=(invite.end + timedelta(days=366)).date(),
+    )
+    ics: bytes = calendar.to_ical()
+    return ics
