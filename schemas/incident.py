@@ -116,6 +116,9 @@ class IncidentStart(BaseModel):
     alert: Alert
     policy: IncidentPolicy
     carried: IncidentSnapshot | None = None
+    #: ids of the latest alerts already counted, so a trigger the server asks the client to
+    #: resend across continue-as-new is not counted twice
+    alert_ids: list[str] = Field(default_factory=list)
 
 
 class IncidentSnapshot(BaseModel):

@@ -180,6 +180,9 @@ class IncidentClient:
             except WorkflowUpdateRPCTimeoutOrCancelledError as err:
                 raise ServiceUnavailable(f"no answer from incident {workflow_id} in time") from err
             except RPCError as err:
+                if _not_admitted(err):
+                    await asyncio.sleep(min(0.05 * (attempt + 1), 0.5))
+                    continue
                 raise _rpc_error(err) from err
             self._workflow_ids[ref.number] = ref.workflow_id
             return ref
@@ -378,6 +381,15 @@ def _failure_message(err: WorkflowUpdateFailedError) -> str:
     if isinstance(cause, ApplicationError):
         return cause.message
     return str(cause) if cause is not None else str(err)
+
+
+def _not_admitted(err: RPCError) -> bool:
+    """The server dropped the update before the workflow accepted it, so nothing was applied
+    and sending it again counts it once: aborted because the run continued-as-new or closed
+    (UNAVAILABLE), or refused while too many updates were in flight (RESOURCE_EXHAUSTED)."""
+    if err.status == RPCStatusCode.UNAVAILABLE:
+        return "update was aborted" in err.message
+    return err.status == RPCStatusCode.RESOURCE_EXHAUSTED
 
 
 def _rpc_error(err: RPCError) -> Exception:

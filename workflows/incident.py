@@ -80,6 +80,9 @@ NOTIFY_RETRY = RetryPolicy(
 #: actors that are systems, not people: they never become commander or participant
 SYSTEM_ACTORS = frozenset({"monitoring", "incidentflow", "pagerduty", "alertmanager"})
 
+#: how many recent alert ids a run remembers to recognise resent triggers
+RECENT_ALERT_IDS = 2000
+
 #: how long a finishing run waits for notifications still being retried
 DRAIN_NOTIFICATIONS = timedelta(seconds=60)
 
@@ -103,6 +106,12 @@ class IncidentWorkflow:
         self._finished = False
         #: set once the reopen window has passed: later alerts start a new incident
         self._handing_over = False
+        #: set when this run is about to continue-as-new: new alerts go to the next run
+        self._continuing = False
+        #: alert ids already counted (bounded, oldest first), carried across continue-as-new
+        self._alert_ids: dict[str, None] = dict.fromkeys(start.alert_ids)
+        if start.carried is None and start.alert.alert_id:
+            self._alert_ids[start.alert.alert_id] = None
 
     # ------------------------------------------------------------------ main loop
     @workflow.run
@@ -133,6 +142,7 @@ class IncidentWorkflow:
         while self.s.status != Status.CLOSED:
             if self._should_continue_as_new():
                 continue_as_new = True
+                self._continuing = True
                 break
             if self.s.status == Status.RESOLVED and self._reopen_window_passed():
                 self._handing_over = True
@@ -168,7 +178,12 @@ class IncidentWorkflow:
         await sync
         if continue_as_new:
             workflow.continue_as_new(
-                IncidentStart(alert=self.start_alert, policy=self.policy, carried=self.s)
+                IncidentStart(
+                    alert=self.start_alert,
+                    policy=self.policy,
+                    carried=self.s,
+                    alert_ids=list(self._alert_ids),
+                )
             )
         return self.s.summary()
 
@@ -189,6 +204,12 @@ class IncidentWorkflow:
         await workflow.wait_condition(lambda: bool(self.s.number))
         if alert.alert_id and alert.alert_id == self.start_alert.alert_id:
             return self._ref(created=True)
+        if alert.alert_id in self._alert_ids:
+            return self._ref(created=False)  # a resend of an alert already counted
+        if alert.alert_id:
+            self._alert_ids[alert.alert_id] = None
+            while len(self._alert_ids) > RECENT_ALERT_IDS:
+                del self._alert_ids[next(iter(self._alert_ids))]
         if self.s.status == Status.CLOSED:
             raise ApplicationError(f"{self.s.number} is closed", type="IncidentClosed")
         if self.s.status == Status.RESOLVED:
@@ -201,6 +222,11 @@ class IncidentWorkflow:
     def _validate_ingest(self, alert: Alert) -> None:
         if self.s.status == Status.CLOSED or self._handing_over:
             raise ApplicationError(f"{self.s.number} is closed", type="IncidentClosed")
+        if self._continuing:
+            # the client retries; the alert lands in the next run, counted once
+            raise ApplicationError(
+                f"{self.s.number} is moving to a new run; retry", type="IncidentClosed"
+            )
 
     @workflow.signal
     def alert_repeated(self, repeat: AlertRepeat) -> None:

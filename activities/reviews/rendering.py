@@ -9,7 +9,9 @@ by name.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -102,9 +104,24 @@ def _duration(value: timedelta | None) -> str:
     return format_duration(value)
 
 
+def _inert(text: str) -> str:
+    """HTML-escaped: markdown renderers pass inline HTML through, so user text must not
+    carry live markup (entities render as the characters they stand for)."""
+    return html.escape(text, quote=False)
+
+
 def _oneline(value: Any) -> str:
-    """Whitespace (newlines included) collapsed: a value cannot break a list item."""
-    return " ".join(str(value).split())
+    """Whitespace (newlines included) collapsed and HTML escaped: a value cannot break a
+    list item or smuggle markup."""
+    return _inert(" ".join(str(value).split()))
+
+
+def _href(value: Any) -> str:
+    """Only web and mail links become links; ``javascript:`` and the like are dropped."""
+    text = "".join(str(value).split())
+    if not re.match(r"^(https?://|mailto:)", text, re.IGNORECASE):
+        return "#"
+    return _inert(text).replace("(", "%28").replace(")", "%29")
 
 
 def _cell(value: Any) -> str:
@@ -135,7 +152,7 @@ def _details(details: dict[str, Any]) -> str:
 
 def _quote(value: Any) -> str:
     """Multi-line text as a markdown blockquote."""
-    lines = str(value).strip().splitlines() or [""]
+    lines = _inert(str(value)).strip().splitlines() or [""]
     return "\n".join(f"> {line}".rstrip() for line in lines)
 
 
@@ -160,6 +177,7 @@ class PostmortemRenderer:
             cell=_cell,
             details=_details,
             quote=_quote,
+            href=_href,
         )
 
     def render(self, review: ReviewState, timeline: Sequence[TimelineEvent]) -> str:

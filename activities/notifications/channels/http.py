@@ -4,6 +4,7 @@ a malformed URL or an unsupported scheme permanent."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
@@ -46,6 +47,11 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
             when = when.replace(tzinfo=UTC)
         seconds = (when - (now or datetime.now(UTC))).total_seconds()
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+# httpx logs every request URL at INFO; webhook URLs (Slack's above all) are secrets.
+for _noisy in ("httpx", "httpcore"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
 
 
 async def post(
