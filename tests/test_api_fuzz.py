@@ -161,4 +161,5 @@ async def test_openapi_fuzz_no_5xx_and_every_response_matches_the_schema(
         started = time.monotonic()
         sent = await asyncio.to_thread(_fuzz, api, asyncio.get_running_loop(), numbers)
         assert sent > 150  # the run really exercised the API
-        assert time.monotonic() - started < 120
+        # bounded by BUDGET_SECONDS; generous margin for a loaded 2-core machine
+        assert time.monotonic() - started < BUDGET_SECONDS + 60
