@@ -149,6 +149,9 @@ class Service(PolicyModel):
     auto_resolve: bool = True
     #: a trigger inside this window after resolution reopens the incident
     reopen_window: Duration = timedelta(hours=1)
+    #: when set, the integration endpoints of this service accept only requests signed
+    #: with it (X-Incidentflow-Timestamp / X-Incidentflow-Signature, docs/webhooks.md)
+    inbound_secret: str | None = None
 
 
 class ClassificationRule(PolicyModel):

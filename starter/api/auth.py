@@ -10,16 +10,18 @@ echoed in an error.
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from schemas.enums import Scope
 from schemas.policy import Service
 from schemas.tokens import find_token, hash_token
+from schemas.webhook_signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_webhook
 from starter.api.context import ApiContext, get_context
 from starter.api.errors import ApiError
 
@@ -103,6 +105,29 @@ def integration_service(ctx: ApiContext, key: str) -> Service | None:
     if service is not None:
         check_rate(ctx, f"integration:{hash_token(key)}")
     return service
+
+
+async def verify_inbound_signature(request: Request, service: Service) -> None:
+    """Where the service has an ``inbound_secret``, require a valid HMAC over the exact body
+    and a timestamp within 5 minutes (a replayed request is refused)."""
+    if not service.inbound_secret:
+        return
+    timestamp = request.headers.get(TIMESTAMP_HEADER, "")
+    signature = request.headers.get(SIGNATURE_HEADER, "")
+    body = await request.body()
+    if not timestamp or not signature:
+        raise ApiError(
+            401,
+            f"this service requires signed requests: send {TIMESTAMP_HEADER} and "
+            f"{SIGNATURE_HEADER} (see docs/webhooks.md)",
+            code="unauthorized",
+        )
+    if not verify_webhook(
+        service.inbound_secret, timestamp, body, signature, now=time.time(), tolerance=300
+    ):
+        raise ApiError(
+            401, "invalid signature or timestamp older than 5 minutes", code="unauthorized"
+        )
 
 
 Ingest = Annotated[Principal, Depends(require(Scope.INGEST))]

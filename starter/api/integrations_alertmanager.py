@@ -34,7 +34,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,7 +43,7 @@ from schemas.enums import Severity
 from schemas.incident import Alert, Link
 from schemas.policy import Service
 from starter.api import ingest
-from starter.api.auth import integration_service
+from starter.api.auth import integration_service, verify_inbound_signature
 from starter.api.context import ApiContext, get_context
 from starter.api.errors import ERROR_RESPONSES, ApiError
 
@@ -216,6 +216,7 @@ async def _clear(ctx: ApiContext, service: Service, key: str, at: datetime | Non
 )
 async def alertmanager_webhook(
     payload: AmWebhook,
+    request: Request,
     integration_key: Annotated[str, PathParam(min_length=1, max_length=256)],
     ctx: Annotated[ApiContext, Depends(get_context)],
     group: Annotated[bool, Query(description="one incident per alert group")] = False,
@@ -223,6 +224,7 @@ async def alertmanager_webhook(
     service = integration_service(ctx, integration_key)
     if service is None:
         raise ApiError(401, "unknown integration key", code="unauthorized")
+    await verify_inbound_signature(request, service)
     if group:
         alert = group_alert_from(service, payload, ctx.policy)
         assert alert.dedup_key is not None

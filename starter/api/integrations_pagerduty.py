@@ -22,7 +22,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.actions import AcknowledgeInput, AlertClear, ResolveInput
@@ -30,7 +30,7 @@ from schemas.enums import Action, Severity
 from schemas.incident import Link
 from schemas.policy import Service
 from starter.api import ingest
-from starter.api.auth import integration_service
+from starter.api.auth import integration_service, verify_inbound_signature
 from starter.api.context import ApiContext, get_context
 from starter.api.errors import ApiError, PagerDutyError
 from starter.errors import ActionRejected, IncidentNotFound
@@ -160,6 +160,7 @@ async def _acknowledge_or_resolve(
     response_model=PdAccepted,
     responses={
         400: {"model": PagerDutyError, "description": "invalid event"},
+        401: {"description": "the service requires signed requests and this one is not"},
         413: {"model": PagerDutyError, "description": "event too large"},
         415: {"model": PagerDutyError, "description": "not JSON"},
         429: {"model": PagerDutyError, "description": "throttled"},
@@ -167,10 +168,13 @@ async def _acknowledge_or_resolve(
     },
     summary="PagerDuty Events API v2 compatible",
 )
-async def enqueue(event: PdEvent, ctx: Annotated[ApiContext, Depends(get_context)]) -> PdAccepted:
+async def enqueue(
+    event: PdEvent, request: Request, ctx: Annotated[ApiContext, Depends(get_context)]
+) -> PdAccepted:
     service = integration_service(ctx, event.routing_key)
     if service is None:
         raise invalid_event("'routing_key' is not a known integration key")
+    await verify_inbound_signature(request, service)
     if event.event_action == "trigger":
         key = event.dedup_key or uuid.uuid4().hex
         await _trigger(ctx, service, event, key)
