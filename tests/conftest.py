@@ -115,7 +115,7 @@ def database_url(postgres_server: str) -> Iterator[str]:
 async def wait_for(
     probe: Callable[[], Awaitable[T]] | Callable[[], T],
     *,
-    timeout: float = 15.0,
+    timeout: float = 15.0,  # noqa: ASYNC109 - a polling deadline, not an I/O timeout
     interval: float = 0.05,
     message: str = "condition",
 ) -> T:

@@ -27,6 +27,6 @@ async def test_replays(path: Path) -> None:
     replayer = Replayer(
         workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=SANDBOX
     )
-    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    history = WorkflowHistory.from_json(path.stem, path.read_text())  # noqa: ASYNC240 - a test fixture file
     result = await replayer.replay_workflow(history)
     assert result.replay_failure is None

@@ -1,0 +1,117 @@
+"""Scenario 3, action latency: ``POST /api/v1/incidents/{n}/acknowledge`` from 16 concurrent
+responders while N incidents are open (each incident acknowledged once).
+
+The incidents were opened through the same API process (``bench.ingest``), as they are in
+a deployment with one API; a second API replica would first look the number up in
+visibility (a few ms more on its first action per incident).
+"""
+
+from __future__ import annotations
+
+import time
+
+from bench.harness import Stack, load1, percentile
+from bench.ingest import Timed, concurrently
+from bench.policy import INGEST_SERVICE, RESPONDER_TOKEN
+from bench.report import Figure, ScenarioResult
+
+RESPONDERS = 16
+#: offered acknowledges per second in the paced case
+PACED_RATE = 10.0
+
+
+async def unacknowledged(stack: Stack, prefix: str | None = None) -> list[str]:
+    """Numbers of triggered ingest incidents, oldest first (from the ticket store)."""
+    rows = await stack.rows(
+        "SELECT number FROM incidents WHERE service = %s AND status = 'triggered' "
+        "AND (%s::text IS NULL OR dedup_key LIKE %s) ORDER BY number_seq",
+        INGEST_SERVICE,
+        prefix,
+        f"{prefix}-%",
+    )
+    return [r[0] for r in rows if r[0] not in stack.acknowledged]
+
+
+async def acknowledge(
+    stack: Stack, numbers: list[str], responders: int = RESPONDERS, rate: float | None = None
+) -> Timed:
+    """Acknowledge each of ``numbers`` once (at ``rate`` per second, or back to back);
+    a non-200 answer counts as an error."""
+    headers = {"Authorization": f"Bearer {RESPONDER_TOKEN}"}
+    async with stack.http(responders) as http:
+
+        async def ack(i: int) -> bool:
+            response = await http.post(
+                f"/api/v1/incidents/{numbers[i]}/acknowledge", headers=headers, json={}
+            )
+            if response.status_code != 200:
+                return False
+            stack.acknowledged.add(numbers[i])
+            return True
+
+        return await concurrently(len(numbers), responders, ack, rate=rate)
+
+
+def latency_figures(
+    result: ScenarioResult, timed: Timed, label: str, load: float, *, goals: bool = True
+) -> None:
+    for q, goal, limit in ((50, "< 50 ms", 50.0), (99, "< 250 ms", 250.0)):
+        value = percentile(timed.latencies, q) * 1000
+        result.add(
+            Figure(
+                name=f"{label}acknowledge p{q}",
+                value=value,
+                unit="ms",
+                goal=goal if goals else "",
+                ok=bool(value < limit) if goals else None,
+                load=load,
+            )
+        )
+    if timed.errors:
+        result.add(
+            Figure(
+                name=f"{label}errors (non-200)",
+                value=timed.errors,
+                unit="count",
+                goal="0",
+                ok=False,
+                load=load,
+            )
+        )
+
+
+async def run(
+    stack: Stack, *, open_incidents: int, acks: int, paced_rate: float = PACED_RATE
+) -> ScenarioResult:
+    """Three ways of asking: one responder alone (the latency a person sees on a quiet
+    system), 16 responders at an offered ``paced_rate`` (an incident storm), and 16
+    responders back to back (saturation: latency is then queueing, 16 / throughput)."""
+    result = ScenarioResult(key="actions", title="3. Action latency over HTTP", server=stack.label)
+    started = time.perf_counter()
+    pending = await unacknowledged(stack)
+    alone, paced = max(1, acks // 10), max(1, acks * 3 // 10)
+    batches = {
+        "1 responder": (pending[:alone], 1, None),
+        f"{RESPONDERS} responders at {paced_rate:g}/s": (
+            pending[alone : alone + paced],
+            RESPONDERS,
+            paced_rate,
+        ),
+        f"{RESPONDERS} responders back to back": (pending[alone + paced : acks], RESPONDERS, None),
+    }
+    for label, (numbers, responders, rate) in batches.items():
+        if not numbers:
+            continue
+        load = load1()
+        timed = await acknowledge(stack, numbers, responders, rate)
+        latency_figures(result, timed, f"{label}: ", load)
+        if rate is None and responders > 1:
+            result.add(
+                Figure(name=f"{label}: acknowledges/s", value=timed.rate, unit="/s", load=load)
+            )
+    result.notes.append(
+        f"{min(acks, len(pending)):,} incidents acknowledged once each, out of "
+        f"{open_incidents:,} open; the incidents were opened through the same API process"
+    )
+    result.seconds = time.perf_counter() - started
+    return result

@@ -1,0 +1,82 @@
+"""The benchmark's API process: ``create_app`` under uvicorn on loopback, in a process of its
+own (as in production), with the rate limit lifted: the benchmark is one credential sending
+thousands of requests a minute, which the default limit (120/min) exists to refuse.
+
+Run as ``python -m bench.api_proc`` by ``bench.harness``; ``BENCH_API_PORT`` is the port,
+``BENCH_POLICY`` the policy JSON; Temporal and PostgreSQL come from the usual settings.
+``BENCH_PROFILE=<file>`` profiles it with pyinstrument.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+
+from schemas.policy import Policy
+from schemas.settings import Settings
+from starter.api.app import create_app
+from starter.api.context import ApiOptions
+
+UNLIMITED = 10**9
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling (it re-raises SIGTERM after shutting down,
+    which would end the process before a profile is written)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(server: uvicorn.Server) -> None:
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        server.should_exit = True
+
+    loop.add_signal_handler(signal.SIGTERM, stop)
+    loop.add_signal_handler(signal.SIGINT, stop)
+    await server.serve()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    settings = Settings()
+    policy = Policy.model_validate_json(Path(os.environ["BENCH_POLICY"]).read_text())
+    app = create_app(settings, policy, options=ApiOptions(rate_limit=UNLIMITED))
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=int(os.environ["BENCH_API_PORT"]),
+        log_level="warning",
+        access_log=False,
+        backlog=1024,
+    )
+    server = _Server(config)
+    profile_to = os.environ.get("BENCH_PROFILE")
+    profiler = None
+    if profile_to:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.002, async_mode="disabled")
+        profiler.start()
+    try:
+        asyncio.run(serve(server))
+    finally:
+        if profiler is not None and profile_to:
+            profiler.stop()
+            Path(profile_to).write_text(profiler.output_text(unicode=True, show_all=False))
+            profiler.last_session.save(str(Path(profile_to).with_suffix(".pyisession")))
+
+
+if __name__ == "__main__":
+    main()

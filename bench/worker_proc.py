@@ -1,0 +1,94 @@
+"""The benchmark's worker process: the production worker (``build_worker`` with the
+``WORKER_*``/``DB_POOL_*`` settings from the environment) plus a worker for the bare baseline
+workflows on ``BENCH_RAW_TASK_QUEUE``, same client, same tuning.
+
+Run as ``python -m bench.worker_proc`` by ``bench.harness``: a process of its own, so the
+worker has its own interpreter lock and the load generator does not slow it down (or the
+other way round). Prints ``READY`` once both workers poll; stops on SIGTERM.
+``BENCH_PROFILE=<file>`` profiles the process with pyinstrument (text report) while it runs;
+``BENCH_WORKER_HOOK=module:function`` calls that function first (to try a change, e.g. a
+monkeypatch of ``worker.main``, and measure it before anyone edits the real code).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import signal
+import sys
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from temporalio.worker import Worker
+
+from activities.db import create_pool
+from bench.raw_workflows import RAW_WORKFLOWS
+from schemas.policy import Policy
+from schemas.settings import Settings
+from starter.connection import connect_temporal
+from worker.main import SANDBOX, WorkerTuning, build_worker
+
+
+async def serve(stop: asyncio.Event, policy: Policy) -> None:
+    settings = Settings()
+    assert settings.database_url, "DATABASE_URL must be set"
+    tuning = WorkerTuning.from_settings(settings)
+    client = await connect_temporal(settings)
+    pool = await create_pool(
+        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+    )
+    try:
+        incidents = build_worker(client, pool=pool, policy=policy, settings=settings)
+        raw = Worker(
+            client,
+            task_queue=os.environ["BENCH_RAW_TASK_QUEUE"],
+            workflows=RAW_WORKFLOWS,
+            workflow_runner=SANDBOX,
+            max_cached_workflows=tuning.max_cached_workflows,
+            max_concurrent_workflow_tasks=tuning.max_concurrent_workflow_tasks,
+            max_concurrent_workflow_task_polls=tuning.workflow_task_pollers,
+        )
+        async with AsyncExitStack() as workers:
+            await workers.enter_async_context(incidents)
+            await workers.enter_async_context(raw)
+            print("READY", flush=True)
+            await stop.wait()
+    finally:
+        await pool.close()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    policy = Policy.model_validate_json(Path(os.environ["BENCH_POLICY"]).read_text())
+    hook = os.environ.get("BENCH_WORKER_HOOK")
+    if hook:
+        module, _, name = hook.partition(":")
+        getattr(importlib.import_module(module), name)()
+    profile_to = os.environ.get("BENCH_PROFILE")
+    profiler = None
+    if profile_to:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.002, async_mode="disabled")
+        profiler.start()
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        await serve(stop, policy)
+
+    try:
+        asyncio.run(run())
+    finally:
+        if profiler is not None and profile_to:
+            profiler.stop()
+            Path(profile_to).write_text(profiler.output_text(unicode=True, show_all=False))
+            profiler.last_session.save(str(Path(profile_to).with_suffix(".pyisession")))
+
+
+if __name__ == "__main__":
+    main()
