@@ -24,10 +24,10 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.notifications.channels.email import parse_address
+from activities.notifications.channels.email import parse_address, send_message
 from activities.notifications.errors import DeliveryError
 from activities.reviews.calendar import Person, build_invite
-from activities.reviews.invite import build_invite_email, invite_subject, send_message
+from activities.reviews.invite import build_invite_email, invite_subject
 from activities.reviews.rendering import PostmortemRenderer, local_time
 from schemas.enums import EventKind
 from schemas.incident import TimelineEvent

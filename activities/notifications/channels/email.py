@@ -55,10 +55,15 @@ def _refused(code: int, text: str) -> str:
 
 
 async def send_email(settings: Settings, to: str, message: RenderedMessage, *, key: str) -> None:
-    """Send, classifying failures: 5xx replies and bad addresses are permanent, the rest
-    (4xx, connection loss, timeouts) transient."""
+    """Send one rendered notification to ``to``; see :func:`send_message` for failures."""
     address = parse_address(to)
-    mail = build_email(settings, address, message, key=key)
+    await send_message(settings, build_email(settings, address, message, key=key))
+
+
+async def send_message(settings: Settings, mail: EmailMessage) -> None:
+    """Send a built message, classifying failures: 5xx replies and bad addresses are
+    permanent, the rest (4xx, connection loss, timeouts) transient. Review invites use it
+    too, so both speak SMTP the same way."""
     password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
     try:
         await aiosmtplib.send(
