@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
@@ -88,9 +89,14 @@ def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
     )
 
 
-def activities_for(pool: AsyncConnectionPool, policy: Policy, settings: Settings) -> list[object]:
+def activities_for(
+    pool: AsyncConnectionPool,
+    policy: Policy,
+    settings: Settings,
+    http: httpx.AsyncClient | None = None,
+) -> list[object]:
     tickets = TicketActivities(pool)
-    notify = NotifyActivities(pool, policy, settings)
+    notify = NotifyActivities(pool, policy, settings, http=http)
     oncall = OnCallActivities(policy)
     reviews = ReviewActivities(pool, policy, settings)
     return [
@@ -114,13 +120,16 @@ def build_worker(
     settings: Settings,
     task_queue: str | None = None,
     tuning: WorkerTuning | None = None,
+    http: httpx.AsyncClient | None = None,
 ) -> Worker:
+    """The incident worker; ``http`` is the client webhook and Slack deliveries share (made
+    on first use when not given)."""
     tuning = tuning or WorkerTuning.from_settings(settings)
     return Worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,
         workflows=WORKFLOWS,
-        activities=activities_for(pool, policy, settings),  # type: ignore[arg-type]
+        activities=activities_for(pool, policy, settings, http),  # type: ignore[arg-type]
         workflow_runner=SANDBOX,
         max_cached_workflows=tuning.max_cached_workflows,
         max_concurrent_activities=tuning.max_concurrent_activities,
@@ -142,8 +151,10 @@ async def run_worker(settings: Settings, policy: Policy, stop: asyncio.Event) ->
         settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
     )
     try:
-        worker = build_worker(client, pool=pool, policy=policy, settings=settings)
-        async with worker:
+        async with (
+            httpx.AsyncClient(follow_redirects=False) as http,
+            build_worker(client, pool=pool, policy=policy, settings=settings, http=http),
+        ):
             log.info("worker polling task queue %s", settings.temporal_task_queue)
             if settings.worker_health_file:
                 await heartbeat(settings.worker_health_file, stop)
