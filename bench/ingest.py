@@ -12,9 +12,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from temporalio.client import WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
+
 from bench.harness import Stack, load1, percentile, wait_until
 from bench.policy import INGEST_SERVICE, INTEGRATION_KEYS
-from bench.raw_workflows import BenchNoopWorkflow
+from bench.raw_workflows import BenchNoopWorkflow, BenchUpdateWorkflow
 from bench.report import Figure, ScenarioResult
 
 
@@ -86,6 +89,40 @@ async def baseline_starts(stack: Stack, count: int, clients: int = 64) -> Timed:
     return timed
 
 
+async def baseline_update_with_start(stack: Stack, count: int, clients: int = 64) -> Timed:
+    """Bare update-with-start (``USE_EXISTING``) of a workflow that answers at once: what the
+    trigger path costs before any incident logic, since the server does far more for it
+    than for a start (it must wait for the workflow's answer)."""
+    prefix = f"uws-{uuid.uuid4().hex[:8]}"
+
+    async def call(i: int) -> bool:
+        operation = WithStartWorkflowOperation(
+            BenchUpdateWorkflow.run,
+            id=f"{prefix}-{i}",
+            task_queue=stack.raw_task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        answer = await stack.client.execute_update_with_start_workflow(
+            BenchUpdateWorkflow.hit, i, start_workflow_operation=operation
+        )
+        return bool(answer == i)
+
+    return await concurrently(count, clients, call)
+
+
+@dataclass
+class Baselines:
+    starts: Timed
+    #: the update-with-start ceiling (None where not measured)
+    updates: Timed | None = None
+
+
+async def baselines(stack: Stack, count: int, clients: int = 64) -> Baselines:
+    starts = await baseline_starts(stack, count, clients)
+    updates = await baseline_update_with_start(stack, max(count // 4, min(count, 50)), clients)
+    return Baselines(starts, updates)
+
+
 def enqueue_body(service: str, key: str, summary: str) -> dict[str, object]:
     return {
         "routing_key": INTEGRATION_KEYS[service],
@@ -135,8 +172,11 @@ async def ingest(
     return Ingested(timed, time.perf_counter() - started, prefix)
 
 
-def table(server: str, base: Timed, done: Ingested, *, clients: int, load: float) -> ScenarioResult:
+def table(
+    server: str, bases: Baselines, done: Ingested, *, clients: int, load: float
+) -> ScenarioResult:
     result = ScenarioResult(key="ingest", title="1. Ingest over /v2/enqueue", server=server)
+    base = bases.starts
     alerts = done.timed.count
     baseline_name = (
         f"bare start_workflow of a no-op workflow, {base.count:,} starts from {clients} "
@@ -154,6 +194,21 @@ def table(server: str, base: Timed, done: Ingested, *, clients: int, load: float
             load=load,
         )
     )
+    if bases.updates is not None:
+        result.add(
+            Figure(
+                name="alerts/s, incident started + ticket row, against update-with-start",
+                value=done.rate,
+                unit="/s",
+                baseline=bases.updates.rate,
+                baseline_name=(
+                    f"bare update-with-start of a workflow that answers at once, "
+                    f"{bases.updates.count:,} calls from {clients} concurrent callers, same "
+                    "server and worker process: the trigger protocol's own ceiling"
+                ),
+                load=load,
+            )
+        )
     result.add(
         Figure(
             name="alerts/s answered 202",
@@ -189,9 +244,9 @@ def table(server: str, base: Timed, done: Ingested, *, clients: int, load: float
 async def run(stack: Stack, *, alerts: int, baseline: int, clients: int = 64) -> ScenarioResult:
     """The scenario on its own: baseline, then ``alerts`` new incidents."""
     started = time.perf_counter()
-    base = await baseline_starts(stack, baseline, clients)
+    bases = await baselines(stack, baseline, clients)
     load = load1()
     done = await ingest(stack, alerts, clients)
-    result = table(stack.label, base, done, clients=clients, load=load)
+    result = table(stack.label, bases, done, clients=clients, load=load)
     result.seconds = time.perf_counter() - started
     return result

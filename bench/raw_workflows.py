@@ -22,6 +22,25 @@ class BenchNoopWorkflow:
 
 
 @workflow.defn
+class BenchUpdateWorkflow:
+    """Started by update-with-start, answers the update and completes in the same workflow
+    task: the ceiling of the protocol the trigger path uses (one running run per key, and
+    the caller gets an answer from the workflow)."""
+
+    def __init__(self) -> None:
+        self.answered = False
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: self.answered)
+
+    @workflow.update
+    async def hit(self, value: int) -> int:
+        self.answered = True
+        return value
+
+
+@workflow.defn
 class BenchTimerWorkflow:
     """One durable timer to an absolute instant, then completes: the escalation baseline."""
 
@@ -33,4 +52,4 @@ class BenchTimerWorkflow:
         return workflow.now()
 
 
-RAW_WORKFLOWS = [BenchNoopWorkflow, BenchTimerWorkflow]
+RAW_WORKFLOWS = [BenchNoopWorkflow, BenchUpdateWorkflow, BenchTimerWorkflow]

@@ -129,7 +129,7 @@ async def run_server(
         base = None
         if "ingest" in only:
             console.print(f"[bold]ingest[/bold] on {stack.label}")
-            base = await ingest.baseline_starts(stack, sizes.baseline_starts)
+            base = await ingest.baselines(stack, sizes.baseline_starts)
         start_rate = await seed_rate(stack, 100) if "capacity" in only else 0.0
         levels: list[capacity.Level] = []
         sizes_to = sorted(set(sizes.capacity if "capacity" in only else ()) | {sizes.at})

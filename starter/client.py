@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
 import uuid
 from datetime import datetime
 from typing import Any
@@ -174,14 +175,14 @@ class IncidentClient:
                 )
             except WorkflowUpdateFailedError as err:
                 if _failure_type(err) == "IncidentClosed":
-                    await asyncio.sleep(min(0.05 * (attempt + 1), 0.5))
+                    await asyncio.sleep(_retry_delay(attempt))
                     continue
                 raise InvalidAction(_failure_message(err)) from err
             except WorkflowUpdateRPCTimeoutOrCancelledError as err:
                 raise ServiceUnavailable(f"no answer from incident {workflow_id} in time") from err
             except RPCError as err:
                 if _not_admitted(err):
-                    await asyncio.sleep(min(0.05 * (attempt + 1), 0.5))
+                    await asyncio.sleep(_retry_delay(attempt))
                     continue
                 raise _rpc_error(err) from err
             self._workflow_ids[ref.number] = ref.workflow_id
@@ -381,6 +382,13 @@ def _failure_message(err: WorkflowUpdateFailedError) -> str:
     if isinstance(cause, ApplicationError):
         return cause.message
     return str(cause) if cause is not None else str(err)
+
+
+def _retry_delay(attempt: int) -> float:
+    """Exponential backoff with full jitter (50 ms doubling, capped at 1 s): many callers
+    refused at once (the server's ten Updates in flight per workflow) must not retry in step,
+    or each wave is refused again."""
+    return random.uniform(0.0, min(0.05 * 2 ** min(attempt, 5), 1.0))
 
 
 def _not_admitted(err: RPCError) -> bool:

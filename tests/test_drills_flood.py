@@ -26,6 +26,7 @@ RACES = 20
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # 5,000 Updates to one workflow, ten in flight at a time: 4-7 min
 async def test_duplicate_flood_makes_one_incident_with_exact_count(
     temporal_client: Client, postgres_server: str, task_queue: str
 ) -> None:

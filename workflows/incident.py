@@ -95,6 +95,9 @@ TICKET_TIMEOUT = timedelta(seconds=30)
 #: regular activity with ``NOTIFY_RETRY`` (keys already sent are skipped)
 NOTIFY_FIRST_TRY = timedelta(seconds=5)
 NOTIFY_ONCE = RetryPolicy(maximum_attempts=1)
+#: under ``LOCAL_ACTIVITIES``, changes that are only repeat counts reach the ticket row at
+#: most this late: a flood of repeats makes one write per interval, not one per task
+REPEAT_FLUSH = timedelta(seconds=1)
 
 
 def _open(status: Status) -> bool:
@@ -111,6 +114,12 @@ class IncidentWorkflow:
         #: events not yet written to PostgreSQL, by seq (a coalesced event is re-queued)
         self._unsynced: dict[int, TimelineEvent] = {}
         self._ticket_dirty = False
+        #: a change other than a repeat count is waiting to be written
+        self._urgent = False
+        #: an Update made a change waiting to be written: that write is a regular activity
+        #: (a local activity in an Update's workflow task, with many Updates racing in, had
+        #: the server drop the task and abort the Updates)
+        self._by_update = False
         self._wake = 0
         self._notifications: set[asyncio.Task[None]] = set()
         self._finished = False
@@ -502,6 +511,7 @@ class IncidentWorkflow:
             last.details["last_at"] = workflow.now().isoformat()
             self._unsynced[last.seq] = last
             self._ticket_dirty = True
+            self._by_update |= workflow.current_update_info() is not None
         else:
             self._append(
                 EventKind.ALERT_REPEATED,
@@ -724,8 +734,10 @@ class IncidentWorkflow:
         self.s.timeline.append(event)
         self._unsynced[event.seq] = event
         self._ticket_dirty = True
+        self._by_update |= workflow.current_update_info() is not None
         if wake:
             self._wake += 1
+            self._urgent = True
             self._upsert_search_attributes()
         return event
 
@@ -819,6 +831,16 @@ class IncidentWorkflow:
             await workflow.wait_condition(lambda: self._ticket_dirty or self._finished)
             if not self._ticket_dirty:
                 return
+            if self._local and not (self._urgent or self._by_update or self._finished):
+                try:
+                    await workflow.wait_condition(
+                        lambda: self._urgent or self._by_update or self._finished,
+                        timeout=REPEAT_FLUSH,
+                    )
+                except TimeoutError:
+                    pass
+            local = self._local and not self._by_update
+            self._urgent = self._by_update = False
             events = [self._unsynced[k] for k in sorted(self._unsynced)]
             self._unsynced.clear()
             self._ticket_dirty = False
@@ -827,12 +849,15 @@ class IncidentWorkflow:
                 RecordIncidentInput(
                     snapshot=self.s.summary(), events=[e.model_copy(deep=True) for e in events]
                 ),
+                local=local,
             )
 
-    async def _ticket_activity(self, name: str, arg: Any, result_type: type | None = None) -> Any:
-        """A ticket-store activity: local under ``LOCAL_ACTIVITIES`` (no task round trip
-        through the server; the workflow task completes once the write is done)."""
-        if self._local:
+    async def _ticket_activity(
+        self, name: str, arg: Any, result_type: type | None = None, *, local: bool = True
+    ) -> Any:
+        """A ticket-store activity: local under ``LOCAL_ACTIVITIES`` unless ``local`` is False
+        (no task round trip through the server; the task completes once the write is done)."""
+        if self._local and local:
             return await workflow.execute_local_activity(
                 name,
                 arg,
