@@ -86,19 +86,6 @@ RECENT_ALERT_IDS = 2000
 #: how long a finishing run waits for notifications still being retried
 DRAIN_NOTIFICATIONS = timedelta(seconds=60)
 
-#: ``workflow.patched`` id: ticket writes run as local activities and pages nobody waits on
-#: get their first try as one, so a trigger or an escalation is one workflow task instead of
-#: three (bench: ingest 14 -> see README; runs started before it keep regular activities)
-LOCAL_ACTIVITIES = "local-activities"
-TICKET_TIMEOUT = timedelta(seconds=30)
-#: a page's first try inside the workflow task; a slow or failing channel falls back to a
-#: regular activity with ``NOTIFY_RETRY`` (keys already sent are skipped)
-NOTIFY_FIRST_TRY = timedelta(seconds=5)
-NOTIFY_ONCE = RetryPolicy(maximum_attempts=1)
-#: under ``LOCAL_ACTIVITIES``, changes that are only repeat counts reach the ticket row at
-#: most this late: a flood of repeats makes one write per interval, not one per task
-REPEAT_FLUSH = timedelta(seconds=1)
-
 
 def _open(status: Status) -> bool:
     return status not in (Status.RESOLVED, Status.CLOSED)
@@ -114,12 +101,6 @@ class IncidentWorkflow:
         #: events not yet written to PostgreSQL, by seq (a coalesced event is re-queued)
         self._unsynced: dict[int, TimelineEvent] = {}
         self._ticket_dirty = False
-        #: a change other than a repeat count is waiting to be written
-        self._urgent = False
-        #: an Update made a change waiting to be written: that write is a regular activity
-        #: (a local activity in an Update's workflow task, with many Updates racing in, had
-        #: the server drop the task and abort the Updates)
-        self._by_update = False
         self._wake = 0
         self._notifications: set[asyncio.Task[None]] = set()
         self._finished = False
@@ -129,23 +110,22 @@ class IncidentWorkflow:
         self._continuing = False
         #: alert ids already counted (bounded, oldest first), carried across continue-as-new
         self._alert_ids: dict[str, None] = dict.fromkeys(start.alert_ids)
-        #: whether this run uses local activities (``LOCAL_ACTIVITIES``), decided in ``run``
-        self._local = False
         if start.carried is None and start.alert.alert_id:
             self._alert_ids[start.alert.alert_id] = None
 
     # ------------------------------------------------------------------ main loop
     @workflow.run
     async def run(self, start: IncidentStart) -> IncidentSnapshot:
-        self._local = workflow.patched(LOCAL_ACTIVITIES)
         info = workflow.info()
         self.s.workflow_id = info.workflow_id
         self.s.run_id = info.run_id
         if start.carried is None:
-            self.s.number = await self._ticket_activity(
+            self.s.number = await workflow.execute_activity(
                 ALLOCATE_INCIDENT_NUMBER,
                 AllocateNumberInput(workflow_id=info.workflow_id, run_id=info.run_id),
-                str,
+                result_type=str,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=TICKET_RETRY,
             )
             alert = start.alert
             event = self._append(
@@ -511,7 +491,6 @@ class IncidentWorkflow:
             last.details["last_at"] = workflow.now().isoformat()
             self._unsynced[last.seq] = last
             self._ticket_dirty = True
-            self._by_update |= workflow.current_update_info() is not None
         else:
             self._append(
                 EventKind.ALERT_REPEATED,
@@ -734,10 +713,8 @@ class IncidentWorkflow:
         self.s.timeline.append(event)
         self._unsynced[event.seq] = event
         self._ticket_dirty = True
-        self._by_update |= workflow.current_update_info() is not None
         if wake:
             self._wake += 1
-            self._urgent = True
             self._upsert_search_attributes()
         return event
 
@@ -776,38 +753,19 @@ class IncidentWorkflow:
         unique = list({str(t): t for t in targets}.values())
         if not unique:
             return
-        # An Update's caller waits for the workflow task, local activities included: pages
-        # an Update causes go straight to a regular activity so the answer is not held up.
-        first_try_local = self._local and workflow.current_update_info() is None
-        task = asyncio.create_task(self._deliver(event, unique, first_try_local))
+        task = asyncio.create_task(self._deliver(event, unique))
         self._notifications.add(task)
         task.add_done_callback(self._notifications.discard)
 
-    async def _deliver(
-        self, event: TimelineEvent, targets: list[EscalationTarget], first_try_local: bool
-    ) -> None:
-        notify = NotifyInput(incident=self.s.summary(), event=event, targets=targets)
-        result: NotifyResult | None = None
-        if first_try_local:
-            try:
-                result = await workflow.execute_local_activity(
-                    NOTIFY,
-                    notify,
-                    result_type=NotifyResult,
-                    start_to_close_timeout=NOTIFY_FIRST_TRY,
-                    retry_policy=NOTIFY_ONCE,
-                )
-            except ActivityError:
-                pass  # retried below with backoff; deliveries already sent are skipped
+    async def _deliver(self, event: TimelineEvent, targets: list[EscalationTarget]) -> None:
         try:
-            if result is None:
-                result = await workflow.execute_activity(
-                    NOTIFY,
-                    notify,
-                    result_type=NotifyResult,
-                    start_to_close_timeout=timedelta(seconds=60),
-                    retry_policy=NOTIFY_RETRY,
-                )
+            result = await workflow.execute_activity(
+                NOTIFY,
+                NotifyInput(incident=self.s.summary(), event=event, targets=targets),
+                result_type=NotifyResult,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=NOTIFY_RETRY,
+            )
         except ActivityError as err:
             cause = str(err.cause) if err.cause is not None else str(err)
             self._append(
@@ -831,44 +789,14 @@ class IncidentWorkflow:
             await workflow.wait_condition(lambda: self._ticket_dirty or self._finished)
             if not self._ticket_dirty:
                 return
-            if self._local and not (self._urgent or self._by_update or self._finished):
-                try:
-                    await workflow.wait_condition(
-                        lambda: self._urgent or self._by_update or self._finished,
-                        timeout=REPEAT_FLUSH,
-                    )
-                except TimeoutError:
-                    pass
-            local = self._local and not self._by_update
-            self._urgent = self._by_update = False
             events = [self._unsynced[k] for k in sorted(self._unsynced)]
             self._unsynced.clear()
             self._ticket_dirty = False
-            await self._ticket_activity(
+            await workflow.execute_activity(
                 RECORD_INCIDENT,
                 RecordIncidentInput(
                     snapshot=self.s.summary(), events=[e.model_copy(deep=True) for e in events]
                 ),
-                local=local,
-            )
-
-    async def _ticket_activity(
-        self, name: str, arg: Any, result_type: type | None = None, *, local: bool = True
-    ) -> Any:
-        """A ticket-store activity: local under ``LOCAL_ACTIVITIES`` unless ``local`` is False
-        (no task round trip through the server; the task completes once the write is done)."""
-        if self._local and local:
-            return await workflow.execute_local_activity(
-                name,
-                arg,
-                result_type=result_type,
-                start_to_close_timeout=TICKET_TIMEOUT,
+                start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=TICKET_RETRY,
             )
-        return await workflow.execute_activity(
-            name,
-            arg,
-            result_type=result_type,
-            start_to_close_timeout=TICKET_TIMEOUT,
-            retry_policy=TICKET_RETRY,
-        )
