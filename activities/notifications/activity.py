@@ -89,7 +89,6 @@ class NotifyActivities:
         #: one client for every HTTP delivery, made on first use: building one loads the CA
         #: bundle (~45 ms of CPU), which per activity was a third of the worker's ingest time
         self.http = http
-        self._own_http: httpx.AsyncClient | None = None
         self.renderer = renderer or Renderer(settings.incidentflow_templates)
         self.base_url = settings.incidentflow_base_url or policy.base_url
 
@@ -138,14 +137,8 @@ class NotifyActivities:
 
     def _client(self) -> httpx.AsyncClient:
         if self.http is None:
-            self.http = self._own_http = httpx.AsyncClient(follow_redirects=False)
+            self.http = httpx.AsyncClient(follow_redirects=False)
         return self.http
-
-    async def aclose(self) -> None:
-        """Close the HTTP client made on first use (one passed in is its owner's to close)."""
-        if self._own_http is not None:
-            await self._own_http.aclose()
-            self._own_http = self.http = None
 
     async def _deliver(self, input: NotifyInput, delivery: Delivery) -> _Outcome:
         key = delivery.key
