@@ -70,7 +70,7 @@ FULL = Sizes(
 )
 QUICK = Sizes(
     baseline_starts=200,
-    capacity=(20, 100),
+    capacity=(20, 100, 300),
     at=100,
     actions=40,
     capacity_acks=10,
@@ -125,7 +125,7 @@ async def run_server(
     if not only & {"ingest", "actions", "capacity"}:
         pass
     else:
-        growth = capacity.Growth(stack)
+        growth = capacity.Growth(stack, http_up_to=sizes.at)
         base = None
         if "ingest" in only:
             console.print(f"[bold]ingest[/bold] on {stack.label}")

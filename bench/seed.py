@@ -22,12 +22,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from psycopg_pool import AsyncConnectionPool
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
+from activities.tickets import TicketActivities
 from bench.harness import Stack, gather_limited
 from bench.policy import ESCALATE_SERVICE
 from schemas import search_attributes as sa
+from schemas.activity_io import RecordIncidentInput
 from schemas.classification import priority_for
 from schemas.enums import Category, EventKind, Impact, Severity, Status, Urgency
 from schemas.incident import (
@@ -123,18 +126,33 @@ def _start(stack: Stack, number: str, key: str, deadline: datetime) -> IncidentS
 
 
 async def seed(
-    stack: Stack, deadlines: list[datetime], *, prefix: str, concurrency: int = 64
+    stack: Stack,
+    deadlines: list[datetime],
+    *,
+    prefix: str,
+    concurrency: int = 64,
+    tickets: bool = False,
 ) -> list[Seeded]:
-    """Start one incident per deadline; returns once every start was accepted."""
+    """Start one incident per deadline; returns once every start was accepted.
+
+    ``tickets`` also writes each incident's ticket row and TRIGGERED event, through the
+    worker's own ``record_incident`` code (a run that starts from carried state has nothing
+    unwritten, so it writes no row itself): the capacity table counts PostgreSQL's size.
+    """
     numbers = await allocate_numbers(stack, len(deadlines))
     seeded: list[Seeded] = []
+    pool: AsyncConnectionPool | None = None
+    if tickets:
+        pool = AsyncConnectionPool(stack.database_url, min_size=1, max_size=8, open=False)
+        await pool.open()
 
     async def one(i: int, deadline: datetime) -> None:
         key = f"{prefix}-{i}"
         workflow_id = incident_workflow_id(ESCALATE_SERVICE, key)
-        await stack.client.start_workflow(
+        start = _start(stack, numbers[i], key, deadline)
+        handle = await stack.client.start_workflow(
             IncidentWorkflow.run,
-            _start(stack, numbers[i], key, deadline),
+            start,
             id=workflow_id,
             task_queue=stack.task_queue,
             search_attributes=TypedSearchAttributes(
@@ -148,9 +166,21 @@ async def seed(
                 ]
             ),
         )
+        if pool is not None:
+            assert start.carried is not None
+            snapshot = start.carried.model_copy(
+                update={"workflow_id": workflow_id, "run_id": handle.result_run_id or ""}
+            )
+            await TicketActivities(pool).record_incident(
+                RecordIncidentInput(snapshot=snapshot.summary(), events=snapshot.timeline)
+            )
         seeded.append(Seeded(numbers[i], workflow_id, deadline))
 
-    await gather_limited(concurrency, [one(i, d) for i, d in enumerate(deadlines)])
+    try:
+        await gather_limited(concurrency, [one(i, d) for i, d in enumerate(deadlines)])
+    finally:
+        if pool is not None:
+            await pool.close()
     return seeded
 
 
