@@ -39,6 +39,7 @@ class Level:
     escalations: int
     #: of ``open``, how many were seeded rather than opened over HTTP
     seeded: int = 0
+    seed_rate: float | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -51,6 +52,8 @@ class Growth:
     http_up_to: int | None = None
     open: int = 0
     seeded: int = 0
+    #: incidents seeded per second on the last seeded step, first workflow tasks taken
+    seed_rate: float | None = None
     ingests: list[Ingested] = field(default_factory=list)
 
     async def grow_to(self, total: int, clients: int = 64) -> Ingested | None:
@@ -68,9 +71,11 @@ class Growth:
         if total > self.open:
             far = now() + timedelta(hours=2)
             count = total - self.open
+            began = time.perf_counter()
             await seed(
                 self.stack, [far] * count, prefix=f"open-{uuid.uuid4().hex[:6]}", tickets=True
             )
+            self.seed_rate = count / (time.perf_counter() - began)
             self.open += count
             self.seeded += count
         return done
@@ -107,6 +112,7 @@ async def measure(
         acks=len(timed.latencies),
         escalations=len(late.notified),
         seeded=growth.seeded,
+        seed_rate=growth.seed_rate if ingested is None else None,
     )
 
 
@@ -156,6 +162,8 @@ def table(levels: list[Level], server: str, probe_rate: float) -> ScenarioResult
                 "/s",
                 first.ingest.rate if first.ingest else None,
             )
+        if level.seed_rate is not None:
+            add("new incidents/s seeded, first workflow task taken", level.seed_rate, "/s", None)
         add("acknowledge p50", level.ack_p50, "ms", first.ack_p50)
         add("acknowledge p99", level.ack_p99, "ms", first.ack_p99)
         add("escalation lateness p99", level.late_p99, "s", first.late_p99)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 
 from bench.harness import Stack, load1, percentile, wait_until
 from bench.ingest import concurrently, enqueue_body
@@ -30,12 +31,19 @@ async def run(stack: Stack, *, repeats: int, senders: int = SENDERS) -> Scenario
     key = f"repeat-{uuid.uuid4().hex[:8]}"
     workflow_id = incident_workflow_id(REPEAT_SERVICE, key)
     load = load1()
+    #: non-202 answers by status and message, with when they came (s into the run)
+    failures: Counter[str] = Counter()
+    failed_at: list[float] = []
+    began = time.perf_counter()
     async with stack.http(senders) as http:
 
         async def post(i: int) -> bool:
             response = await http.post(
                 "/v2/enqueue", json=enqueue_body(REPEAT_SERVICE, key, "the same alert")
             )
+            if response.status_code != 202:
+                failures[f"{response.status_code} {response.text[:160]}"] += 1
+                failed_at.append(time.perf_counter() - began)
             return response.status_code == 202
 
         timed = await concurrently(repeats, senders, post)
@@ -125,6 +133,12 @@ async def run(stack: Stack, *, repeats: int, senders: int = SENDERS) -> Scenario
             load=load,
         )
     )
+    for failure, n in failures.most_common(3):
+        result.notes.append(f"{n} answered {failure}")
+    if failed_at:
+        result.notes.append(
+            "failures came at " + ", ".join(f"{t:.0f}" for t in sorted(failed_at)[:20]) + " s"
+        )
     result.notes.append(
         f"timeline holds {len(snapshot.timeline)} events: repeats coalesce into one "
         f"alert_repeated event per run of repeats (count {coalesced:,})"

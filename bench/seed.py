@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from psycopg_pool import AsyncConnectionPool
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
@@ -181,11 +184,46 @@ async def seed(
     finally:
         if pool is not None:
             await pool.close()
+    if seeded:
+        await settle(stack, seeded[-1].workflow_id)
     return seeded
 
 
+async def backlog(stack: Stack) -> int:
+    """Workflow tasks waiting on the incident task queue (the server's estimate)."""
+    response = await stack.client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=stack.client.namespace,
+            task_queue=TaskQueue(name=stack.task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            report_stats=True,
+        )
+    )
+    return int(response.stats.approximate_backlog_count)
+
+
+async def settle(stack: Stack, last_started: str, within: float = 600.0) -> None:
+    """Wait until the worker has taken every queued workflow task.
+
+    Starts return once the server has them; each new incident's first workflow task (a
+    sandbox for the run, the carried snapshot decoded) then waits in the task queue. A
+    measurement taken before that backlog drains measures the backlog: at 10,000 seeded,
+    escalation probes and repeats queued behind ~9,000 first tasks for two minutes. The
+    backlog figure is a few seconds stale, so first the last incident started must have
+    completed a workflow task (WorkflowExecutionStarted, WorkflowTaskScheduled, Started,
+    Completed: four events).
+    """
+    deadline = time.monotonic() + within
+    last = stack.client.get_workflow_handle(last_started)
+    while (await last.describe()).history_length < 4 or await backlog(stack) > 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the workflow task backlog did not drain in {within:.0f}s")
+        await asyncio.sleep(1.0)
+
+
 async def seed_rate(stack: Stack, count: int = 200) -> float:
-    """Incidents seeded per second on this stack (to schedule deadlines after seeding)."""
+    """Incidents seeded per second on this stack, their first workflow tasks taken (to
+    schedule deadlines after seeding)."""
     far = now() + timedelta(hours=1)
     started = time.monotonic()
     done = await seed(stack, [far] * count, prefix=f"probe-{uuid.uuid4().hex[:6]}")
