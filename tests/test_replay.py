@@ -13,7 +13,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from worker.main import SANDBOX, WORKFLOWS
+from worker.main import STRICT_SANDBOX, WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -25,7 +25,7 @@ def test_histories_are_recorded() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_replays(path: Path) -> None:
     replayer = Replayer(
-        workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=SANDBOX
+        workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=STRICT_SANDBOX
     )
     history = WorkflowHistory.from_json(path.stem, path.read_text())  # noqa: ASYNC240 - a test fixture file
     result = await replayer.replay_workflow(history)
