@@ -1,9 +1,10 @@
-"""``make bench``: every scenario, on the in-memory dev server and on the ``--db-filename``
-one, printed as tables and written to ``bench/results/latest.{json,md}``.
+"""``make bench``: every scenario on the in-memory dev server (optionally also on the
+``--db-filename`` one), printed as tables and written to ``bench/results/latest.{json,md}``.
 
     python -m bench.run_all                 # the full run (~15 min on 2 cores)
     python -m bench.run_all --quick         # a smoke run at tiny sizes (< 2 min)
-    python -m bench.run_all --only ingest,repeats --servers memory
+    python -m bench.run_all --servers memory,file   # also the SQLite-file server (+5 min)
+    python -m bench.run_all --only ingest,repeats
     python -m bench.run_all --worker-env WORKER_MAX_CACHED_WORKFLOWS=5000   # try a tuning
     python -m bench.run_all --profile /tmp/prof   # pyinstrument reports of worker and API
 
@@ -57,19 +58,19 @@ FULL = Sizes(
     baseline_starts=2000,
     capacity=(100, 1000, 10_000),
     at=1000,
-    actions=500,
+    actions=300,
     capacity_acks=200,
-    probe=200,
+    probe=100,
     probe_rate=20.0,
     spread=2000,
     spread_over=60.0,
     burst=1000,
     window=10.0,
-    trials=4,
+    trials=3,
     repeats=10_000,
 )
-#: the SQLite-backed server runs timers at a third of the in-memory rate (BENCHMARKS.md):
-#: the same scenarios at sizes that fit ``make bench``'s 15 minutes
+#: ``--servers memory,file``: the SQLite-backed server runs timers at a third of the
+#: in-memory rate (BENCHMARKS.md), so it gets sizes that take ~5 minutes
 FILE = dataclasses.replace(
     FULL,
     at=300,
@@ -77,7 +78,6 @@ FILE = dataclasses.replace(
     spread=300,
     spread_over=60.0,
     burst=300,
-    trials=3,
 )
 QUICK = Sizes(
     baseline_starts=200,
@@ -181,7 +181,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--quick", action="store_true", help="tiny sizes, in-memory server only")
     p.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
-    p.add_argument("--servers", default=None, help="memory,file (quick: memory)")
+    p.add_argument(
+        "--servers",
+        default="memory",
+        help="memory and/or file (the --db-filename server, what make run gives; +5 min)",
+    )
     p.add_argument(
         "--wait-quiet",
         type=float,
@@ -216,7 +220,7 @@ async def main(argv: list[str] | None = None) -> RunResult:
         raise SystemExit(f"unknown scenarios: {', '.join(sorted(unknown))}")
     servers: list[ServerKind] = [
         s  # type: ignore[misc]
-        for s in (args.servers or ("memory" if args.quick else "memory,file")).split(",")
+        for s in args.servers.split(",")
     ]
     worker_env = dict(kv.split("=", 1) for kv in args.worker_env)
     info = machine()
