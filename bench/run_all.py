@@ -55,10 +55,10 @@ class Sizes:
 
 
 FULL = Sizes(
-    baseline_starts=2000,
+    baseline_starts=1000,
     capacity=(100, 1000, 10_000),
     at=1000,
-    actions=300,
+    actions=200,
     capacity_acks=200,
     probe=100,
     probe_rate=20.0,
@@ -66,7 +66,7 @@ FULL = Sizes(
     spread_over=60.0,
     burst=1000,
     window=10.0,
-    trials=3,
+    trials=2,
     repeats=10_000,
 )
 #: ``--servers memory,file``: the SQLite-backed server runs timers at a third of the
