@@ -138,7 +138,7 @@ def table(levels: list[Level], server: str, probe_rate: float) -> ScenarioResult
                     unit=unit,
                     baseline=base if level is not first else None,
                     load=level.load,
-                    **kw,  # type: ignore[arg-type]
+                    **kw,
                 )
             )
 

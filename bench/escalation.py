@@ -62,7 +62,7 @@ async def raw_timer_burst(stack: Stack, count: int, start_rate: float) -> float:
     handles = await gather_limited(64, [start(i) for i in range(count)])
     woke: list[datetime] = await gather_limited(
         64,
-        [h.result() for h in handles],  # type: ignore[attr-defined]
+        [h.result() for h in handles],
     )
     return (max(woke) - instant).total_seconds()
 

@@ -218,10 +218,7 @@ async def main(argv: list[str] | None = None) -> RunResult:
     unknown = only - set(SCENARIOS)
     if unknown:
         raise SystemExit(f"unknown scenarios: {', '.join(sorted(unknown))}")
-    servers: list[ServerKind] = [
-        s  # type: ignore[misc]
-        for s in args.servers.split(",")
-    ]
+    servers: list[ServerKind] = [s for s in args.servers.split(",")]
     worker_env = dict(kv.split("=", 1) for kv in args.worker_env)
     info = machine()
     quiet = await wait_for_quiet(

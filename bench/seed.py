@@ -30,7 +30,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
 from activities.tickets import TicketActivities
-from bench.harness import Stack, gather_limited
+from bench.harness import Stack, gather_limited, wait_until
 from bench.policy import ESCALATE_SERVICE
 from schemas import search_attributes as sa
 from schemas.activity_io import RecordIncidentInput
@@ -213,12 +213,12 @@ async def settle(stack: Stack, last_started: str, within: float = 600.0) -> None
     completed a workflow task (WorkflowExecutionStarted, WorkflowTaskScheduled, Started,
     Completed: four events).
     """
-    deadline = time.monotonic() + within
     last = stack.client.get_workflow_handle(last_started)
-    while (await last.describe()).history_length < 4 or await backlog(stack) > 0:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the workflow task backlog did not drain in {within:.0f}s")
-        await asyncio.sleep(1.0)
+
+    async def drained() -> bool:
+        return (await last.describe()).history_length >= 4 and await backlog(stack) == 0
+
+    await wait_until(drained, within=within, interval=1.0, what="the workflow task backlog")
 
 
 async def seed_rate(stack: Stack, count: int = 200) -> float:

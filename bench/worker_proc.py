@@ -85,9 +85,9 @@ def main() -> None:
         asyncio.run(run())
     finally:
         if profiler is not None and profile_to:
-            profiler.stop()
+            session = profiler.stop()
             Path(profile_to).write_text(profiler.output_text(unicode=True, show_all=False))
-            profiler.last_session.save(str(Path(profile_to).with_suffix(".pyisession")))
+            session.save(str(Path(profile_to).with_suffix(".pyisession")))
 
 
 if __name__ == "__main__":
