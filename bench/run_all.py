@@ -218,7 +218,9 @@ async def main(argv: list[str] | None = None) -> RunResult:
     unknown = only - set(SCENARIOS)
     if unknown:
         raise SystemExit(f"unknown scenarios: {', '.join(sorted(unknown))}")
-    servers: list[ServerKind] = [s for s in args.servers.split(",")]
+    servers: list[ServerKind] = [s.strip() for s in args.servers.split(",") if s.strip()]
+    if not servers or set(servers) - {"memory", "file"}:
+        raise SystemExit(f"--servers takes memory and/or file, not {args.servers!r}")
     worker_env = dict(kv.split("=", 1) for kv in args.worker_env)
     info = machine()
     quiet = await wait_for_quiet(

@@ -45,7 +45,7 @@ STRICT_SANDBOX = SandboxedWorkflowRunner(restrictions=RESTRICTIONS)
 #: workflows/incident.py (handler registration behind the sandbox's import proxies) cost
 #: ~15 ms of worker CPU for every new incident and every one re-created after leaving the
 #: sticky cache, 36 of 85 busy seconds in an escalation run; with it passed through, 2,000
-#: escalations spread over 60 s went from p99 1.75-2.75 s to 0.97 s. The modules hold no
+#: escalations spread over 60 s went from p99 1.75-2.75 s to 0.93-1.10 s. The modules hold no
 #: mutable state to isolate; what the proxies guarded (no clock, randomness or I/O in
 #: workflow code) is checked statically by tests/test_workflow_determinism.py, and the
 #: replay test replays every recorded history under STRICT_SANDBOX.
