@@ -218,7 +218,8 @@ async def _serve_api(settings: Settings, policy: Policy, host: str, port: int) -
         host=host,
         port=port,
         # in-flight requests get this long after SIGTERM (API_SHUTDOWN_GRACE_SECONDS)
-        timeout_graceful_shutdown=settings.api_shutdown_grace_seconds,
+        # typed int by uvicorn, awaited with asyncio.wait_for: a float is honoured as given
+        timeout_graceful_shutdown=settings.api_shutdown_grace_seconds,  # type: ignore[arg-type]
     )
     server = Server(config)
     loop = asyncio.get_running_loop()

@@ -181,3 +181,18 @@ def test_the_lock_pins_everything_the_image_installs_at_the_installed_version() 
         assert pins[name] == version, (
             f"{name}: lock has {pins[name]}, the venv {version}: {REGENERATE}"
         )
+
+
+def test_the_venv_holds_exactly_what_the_lock_pins() -> None:
+    """`make run` and `make test` install with the lock as constraints: every distribution
+    in the venv (dev tools included) is pinned, at the version installed."""
+    pins = locked()
+    bootstrap = {"pip", "setuptools", "wheel", "incidentflow"}
+    installed = {
+        canonicalize_name(dist.metadata["Name"]): dist.version for dist in metadata.distributions()
+    }
+    for name, version in sorted(installed.items()):
+        if name in bootstrap:
+            continue
+        assert name in pins, f"{name} {version} is installed but not locked: `make lock`"
+        assert pins[name] == version, f"{name}: lock has {pins[name]}, the venv {version}"

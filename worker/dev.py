@@ -499,22 +499,23 @@ class DevStack:
     def _settings(self, *, database_url: str | None) -> Settings:
         """The environment's settings, pointed at the embedded parts."""
         env = Settings()
-        return Settings(
-            temporal_address=self.temporal.address,
-            temporal_namespace=self.temporal.namespace,
-            temporal_tls=False,
-            temporal_tls_cert=None,
-            temporal_tls_key=None,
-            temporal_tls_ca=None,
-            temporal_api_key=None,
-            database_url=database_url,
-            incidentflow_policy=self.options.policy,
-            incidentflow_base_url=env.incidentflow_base_url or self.api_url,
-            **(
-                {"smtp_host": self.mail.host, "smtp_port": self.mail.port}
-                if self.mail is not None
-                else {}
-            ),
+        mail: dict[str, object] = (
+            {"smtp_host": self.mail.host, "smtp_port": self.mail.port} if self.mail else {}
+        )
+        return env.model_copy(
+            update={
+                "temporal_address": self.temporal.address,
+                "temporal_namespace": self.temporal.namespace,
+                "temporal_tls": False,
+                "temporal_tls_cert": None,
+                "temporal_tls_key": None,
+                "temporal_tls_ca": None,
+                "temporal_api_key": None,
+                "database_url": database_url,
+                "incidentflow_policy": self.options.policy,
+                "incidentflow_base_url": env.incidentflow_base_url or self.api_url,
+                **mail,
+            }
         )
 
     def _save_pids(self) -> None:
