@@ -2,7 +2,7 @@
 # Installs take requirements.lock as constraints: a fresh machine gets exactly the versions the
 # suite was last run with, whatever upstream has released since. `make lock` re-pins them.
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
