@@ -32,6 +32,15 @@ class Settings(BaseSettings):
     incidentflow_templates: Path | None = Field(
         default=None, description="directory whose templates override the built-in ones"
     )
+    incidentflow_link_secret: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="signs the acknowledge links of page notifications (at least 16 bytes, "
+        "the same on workers and API replicas); unset = pages carry no acknowledge link",
+    )
+    incidentflow_ack_link_ttl_seconds: float = Field(
+        default=24 * 3600, gt=0, description="how long a page's acknowledge link works"
+    )
 
     smtp_host: str = "localhost"
     smtp_port: int = 25

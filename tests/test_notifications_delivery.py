@@ -31,6 +31,7 @@ from activities.notifications.signing import verify_webhook
 from schemas.activity_io import NOTIFY, NotifyInput, NotifyResult
 from schemas.enums import EventKind
 from schemas.incident import IncidentSnapshot
+from schemas.links import incident_url
 from schemas.policy import Policy
 from schemas.settings import Settings
 from tests.support_notifications import (
@@ -158,7 +159,7 @@ async def test_triggered_email_arrives_with_subject_parts_and_link(
     text = mail.get_body(preferencelist=("plain",))
     html = mail.get_body(preferencelist=("html",))
     assert text is not None and html is not None
-    link = f"{BASE_URL}/incidents/{incident.number}"
+    link = incident_url(BASE_URL, incident.number)
     assert link in text.get_content()
     assert f'href="{link}"' in html.get_content()
     (row,) = await rows(pool, incident.number)
@@ -304,7 +305,7 @@ async def test_signed_webhook_verifies_and_tampering_fails(
     assert payload["key"] == key == request.header("X-Incidentflow-Delivery")
     assert payload["incident"]["number"] == incident.number
     assert payload["event"]["kind"] == "triggered"
-    assert payload["link"] == f"{BASE_URL}/incidents/{incident.number}"
+    assert payload["link"] == incident_url(BASE_URL, incident.number)
 
 
 async def test_500_500_200_delivers_once_after_three_attempts(
@@ -514,4 +515,4 @@ async def test_apprise_url_delivers_and_classifies_failures(
     (ok,) = http_receiver.requests("/apprise-ok")
     body = json.loads(ok.body)
     assert body["title"] == f"[SEV1] {incident.number} triggered: Checkout returns 500s"
-    assert f"{BASE_URL}/incidents/{incident.number}" in body["message"]
+    assert incident_url(BASE_URL, incident.number) in body["message"]

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from jinja2 import UndefinedError
 
-from activities.notifications.rendering import BUILTIN_TEMPLATES, Renderer, incident_link
+from activities.notifications.rendering import BUILTIN_TEMPLATES, Renderer
 from activities.notifications.signing import sign_webhook, verify_webhook
 from schemas.enums import EventKind
+from schemas.links import incident_url
 from tests.support_notifications import (
     BASE_URL,
     NOTIFYING_KINDS,
@@ -26,7 +27,7 @@ XSS = "<script>alert(1)</script>"
 def test_every_template_renders_for_every_event_kind() -> None:
     renderer = Renderer()
     incident = make_snapshot(number="INC-7")
-    link = incident_link(BASE_URL, incident.number)
+    link = incident_url(BASE_URL, incident.number)
     for kind in EventKind:
         no_details: dict[str, Any] = {}
         for details in (None, no_details):  # realistic details, and none at all

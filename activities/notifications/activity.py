@@ -13,8 +13,9 @@ retry policy (with the receiver's ``Retry-After``, if any) tries again.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import httpx
@@ -30,9 +31,12 @@ from activities.notifications.channels.slack import send_slack
 from activities.notifications.channels.webhook import send_webhook
 from activities.notifications.delivery import Delivery, resolve
 from activities.notifications.errors import DeliveryError, permanent, transient
-from activities.notifications.rendering import RenderedMessage, Renderer, incident_link
+from activities.notifications.rendering import RenderedMessage, Renderer
+from schemas.ack_tokens import AckClaim, sign_ack
 from schemas.activity_io import NOTIFY, FailedDelivery, NotifyInput, NotifyResult
-from schemas.enums import ChannelKind
+from schemas.enums import Action, ChannelKind, TargetKind
+from schemas.lifecycle import is_legal
+from schemas.links import ack_url, incident_url
 from schemas.policy import Policy
 from schemas.settings import Settings
 
@@ -91,6 +95,26 @@ class NotifyActivities:
         self.http = http
         self.renderer = renderer or Renderer(settings.incidentflow_templates)
         self.base_url = settings.incidentflow_base_url or policy.base_url
+        secret = settings.incidentflow_link_secret
+        self.link_secret = secret.get_secret_value().encode() if secret else None
+
+    def ack_link(self, input: NotifyInput, delivery: Delivery) -> str | None:
+        """A signed one-tap acknowledge link for a page to a user, while acknowledging is
+        legal; ``None`` for channels (nobody in particular to act as) or without a secret."""
+        if self.link_secret is None or delivery.target.startswith(f"{TargetKind.CHANNEL.value}:"):
+            return None
+        if self.policy.user(delivery.recipient) is None:
+            return None
+        if not is_legal(Action.ACKNOWLEDGE, input.incident.status):
+            return None
+        claim = AckClaim(
+            number=input.incident.number,
+            user=delivery.recipient,
+            expires=datetime.now(UTC)
+            + timedelta(seconds=self.settings.incidentflow_ack_link_ttl_seconds),
+            id=secrets.token_urlsafe(12),
+        )
+        return ack_url(self.base_url, sign_ack(self.link_secret, claim))
 
     @activity.defn(name=NOTIFY)
     async def notify(self, input: NotifyInput) -> NotifyResult:
@@ -167,17 +191,19 @@ class NotifyActivities:
         try:
             if delivery.problem is not None:
                 raise permanent(delivery.problem)
+            ack_link = self.ack_link(input, delivery)
             try:
                 message = self.renderer.render(
                     input.incident,
                     input.event,
                     recipient=delivery.display_name or delivery.recipient,
-                    link=incident_link(self.base_url, input.incident.number),
+                    link=incident_url(self.base_url, input.incident.number),
+                    ack_link=ack_link,
                 )
             except Exception as exc:  # a broken (override) template must not block others
                 raise permanent(f"template error: {type(exc).__name__}: {exc}") from exc
             try:
-                await self._send(input, delivery, message)
+                await self._send(input, delivery, message, ack_link)
             except DeliveryError:
                 raise
             except Exception as exc:
@@ -205,6 +231,7 @@ class NotifyActivities:
         input: NotifyInput,
         delivery: Delivery,
         message: RenderedMessage,
+        ack_link: str | None = None,
     ) -> None:
         channel = ChannelKind(delivery.channel)
         address = delivery.address or ""
@@ -221,7 +248,8 @@ class NotifyActivities:
                 "key": delivery.key,
                 "target": delivery.target,
                 "recipient": delivery.recipient,
-                "link": incident_link(self.base_url, input.incident.number),
+                "link": incident_url(self.base_url, input.incident.number),
+                **({"ack_link": ack_link} if ack_link else {}),
                 "subject": message.subject,
                 "text": message.text,
                 "event": input.event.model_dump(mode="json"),

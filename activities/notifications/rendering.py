@@ -7,6 +7,7 @@ text lines). One layout per format (``subject.txt.j2``, ``text.txt.j2``, ``email
 kind needs one small file and a kind without one falls back to ``kinds/_generic.j2``.
 
 A directory given in settings is searched first, so any file can be overridden by name.
+Links come from ``schemas.links`` (the caller passes them in as ``link`` and ``ack_link``).
 """
 
 from __future__ import annotations
@@ -42,10 +43,6 @@ class RenderedMessage(BaseModel):
     html: str
     markdown: str
     slack: dict[str, Any]
-
-
-def incident_link(base_url: str, number: str) -> str:
-    return f"{base_url.rstrip('/')}/incidents/{number}"
 
 
 def _when(value: Any) -> str:
@@ -128,7 +125,10 @@ class Renderer:
         *,
         recipient: str,
         link: str,
+        ack_link: str | None = None,
     ) -> RenderedMessage:
+        """``link`` opens the incident's page; ``ack_link``, when given (pages to a user),
+        acknowledges as that user in one tap (``schemas.ack_tokens``)."""
         context: dict[str, Any] = {
             "incident": incident,
             "event": event,
@@ -136,6 +136,7 @@ class Renderer:
             "kind": str(event.kind),
             "recipient": recipient,
             "link": link,
+            "ack_link": ack_link,
         }
         module = self.env.get_template(self.kind_template(str(event.kind))).make_module(context)
         macros: Any = module  # the kind template's macros are attributes of its module

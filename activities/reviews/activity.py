@@ -31,6 +31,7 @@ from activities.reviews.invite import build_invite_email, invite_subject
 from activities.reviews.rendering import PostmortemRenderer, local_time
 from schemas.enums import EventKind
 from schemas.incident import TimelineEvent
+from schemas.links import review_url
 from schemas.policy import Policy
 from schemas.review import (
     OPEN_ACTION_ITEMS_DUE,
@@ -130,7 +131,7 @@ class ReviewActivities:
         self.base_url = settings.incidentflow_base_url or policy.base_url
 
     def link(self, number: str) -> str:
-        return f"{self.base_url.rstrip('/')}/incidents/{number}"
+        return review_url(self.base_url, number)
 
     # ------------------------------------------------------------------ reviews row
     @activity.defn(name=RECORD_REVIEW)

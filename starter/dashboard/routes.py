@@ -29,6 +29,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as AsgiScope
 
+from schemas import links
 from schemas.enums import Action, Clock, EventKind, Scope, Severity, Status
 from schemas.incident import IncidentSnapshot
 from schemas.lifecycle import OPEN_STATUSES
@@ -120,13 +121,17 @@ def _environment() -> Environment:
     env.filters["age"] = time_text.age
     env.filters["iso"] = lambda dt: dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
     env.filters["label"] = lambda value: str(value).replace("_", " ")
+    # paths of the pages (schemas.links): templates write url(incident_path(number))
+    env.globals.update(
+        board_path=links.board_path, incident_path=links.incident_path, ack_path=links.ack_path
+    )
     return env
 
 
 def mount_dashboard(
     app: FastAPI,
     *,
-    prefix: str = "/dashboard",
+    prefix: str = links.DASHBOARD_PREFIX,
     secret: str | bytes | None = None,
     refresh_seconds: float | None = None,
 ) -> None:
@@ -162,6 +167,9 @@ def mount_dashboard(
     pages = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     pages.state.ctx_of = lambda: app.state.ctx
     pages.include_router(_router(dash), prefix=dash.prefix)
+    from starter.dashboard.ack_links import ack_router  # it builds on this module's helpers
+
+    pages.include_router(ack_router(dash), prefix=dash.prefix)
     pages.mount(dash.url("/static"), StaticFiles(directory=STATIC_DIR), name="dashboard-static")
     app.add_middleware(DashboardDispatch, prefix=dash.prefix, pages=pages)
     if not any(getattr(route, "path", None) == "/" for route in app.routes):
@@ -674,7 +682,7 @@ def _router(dash: Dashboard) -> APIRouter:
                 request, number, "incident.html", user, status=422, error=str(err)
             )
         return RedirectResponse(
-            dash.url(f"/incidents/{number}") + f"?done={action.value}", status_code=303
+            dash.url(links.incident_path(number)) + f"?done={action.value}", status_code=303
         )
 
     # -- reports -------------------------------------------------------------------------
