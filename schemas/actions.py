@@ -5,18 +5,30 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from schemas.actors import MONITORING, Actor
 from schemas.enums import Role, Severity
+
+#: longest actor name an action accepts
+ACTOR_MAX = 200
 
 
 class ActionInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    actor: str = Field(min_length=1, max_length=200)
+    #: who acts: a person (token, dashboard or CLI user) or an integration (PagerDuty)
+    actor: Actor
     #: the incident the caller means; a workflow ID is reused by later incidents of the same
     #: alert key, so the workflow rejects an action whose number is not its own
     number: str | None = None
+
+    @field_validator("actor")
+    @classmethod
+    def _actor_length(cls, actor: Actor) -> Actor:
+        if len(actor.name) > ACTOR_MAX:
+            raise ValueError(f"actor names have at most {ACTOR_MAX} characters")
+        return actor
 
 
 class AcknowledgeInput(ActionInput):
@@ -86,5 +98,5 @@ class AlertRepeat(BaseModel):
 class AlertClear(BaseModel):
     """Signal payload: the monitoring system says the alert condition is gone."""
 
-    actor: str = "monitoring"
+    actor: Actor = MONITORING
     at: datetime | None = None

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.actors import MONITORING, Actor
 from schemas.enums import (
     Category,
     Clock,
@@ -48,7 +49,7 @@ class Alert(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     details: dict[str, Any] = Field(default_factory=dict)
     links: list[Link] = Field(default_factory=list)
-    actor: str = "monitoring"
+    actor: Actor = MONITORING
     occurred_at: datetime | None = None
 
 
@@ -57,6 +58,7 @@ class TimelineEvent(BaseModel):
 
     seq: int
     at: datetime
+    #: the actor's name as written (``schemas.actors``: a person's name or a reserved name)
     actor: str
     kind: EventKind
     details: dict[str, Any] = Field(default_factory=dict)

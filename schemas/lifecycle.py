@@ -1,9 +1,11 @@
-"""The lifecycle transition table: which action is legal from which status, and where it leads.
+"""The lifecycle transition table: which action is legal from which status, and where it leads,
+and the rules on who acknowledges and who takes command.
 
 The workflow's Update validators and the dashboard's buttons both read this table, so
 what a responder may do is decided in one place.
 """
 
+from schemas.actors import Actor, ActorKind
 from schemas.enums import Action, Status
 
 OPEN_STATUSES: frozenset[Status] = frozenset(
@@ -40,6 +42,36 @@ LEADS_TO: dict[Action, Status] = {
 }
 
 
+#: actions that put hands on the incident: the first one by a person acknowledges it
+HANDS_ON: frozenset[Action] = frozenset(
+    {Action.ACKNOWLEDGE, Action.INVESTIGATE, Action.MITIGATE, Action.RESOLVE}
+)
+
+
+def acknowledges(action: Action, actor: Actor) -> bool:
+    """Whether ``action`` by ``actor`` acknowledges the incident (sets ``acknowledged_at``,
+    meets the ack clock, stops escalation) when it is not acknowledged yet.
+
+    A person's hands-on action does. An integration's only when it relays an explicit
+    acknowledge: PagerDuty's ``acknowledge`` event is a person acknowledging in the
+    PagerDuty-side tool, so it counts, attributed to the integration. An alert clearing or
+    a PagerDuty ``resolve`` is the monitored condition going away, not anyone responding:
+    it resolves without acknowledging, so MTTA and ack compliance count people only.
+    incidentflow itself never acknowledges.
+    """
+    if action not in HANDS_ON:
+        return False
+    if actor.kind == ActorKind.PERSON:
+        return True
+    return actor.kind == ActorKind.INTEGRATION and action == Action.ACKNOWLEDGE
+
+
+def takes_command(action: Action, actor: Actor) -> bool:
+    """Whether ``actor`` becomes commander by ``action`` when the incident has none: the
+    first person to put hands on it (also after an integration relayed the acknowledge)."""
+    return action in HANDS_ON and actor.kind == ActorKind.PERSON
+
+
 def is_legal(action: Action, status: Status) -> bool:
     return Status(status) in LEGAL_FROM[Action(action)]
 
@@ -62,4 +94,14 @@ def rejection_message(number: str, action: Action, status: Status) -> str:
     return (
         f"{number} is {Status(status).value}: cannot {Action(action).value}; "
         f"allowed actions: {allowed}"
+    )
+
+
+def review_pending_message(number: str, action: Action, review_workflow_id: str) -> str:
+    """Refusal once the incident was handed over to its post-incident review: from then on
+    the review decides when the incident closes."""
+    return (
+        f"{number} is resolved and handed over to its post-incident review "
+        f"({review_workflow_id}): cannot {Action(action).value}; it closes when the review "
+        "is completed or waived"
     )

@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.actors import RESERVED_NAMES
 from schemas.durations import Duration
 from schemas.enums import (
     Category,
@@ -206,6 +207,11 @@ class Policy(PolicyModel):
                 if item.name in seen:
                     errors.append(f"{section}.{i}.name: duplicate name {item.name!r}")
                 seen.add(item.name)
+        for i, user in enumerate(self.users):
+            if user.name in RESERVED_NAMES:
+                errors.append(
+                    f"users.{i}.name: {user.name!r} is reserved for an integration or incidentflow"
+                )
         users = {u.name for u in self.users}
         known = {
             TargetKind.USER: users,

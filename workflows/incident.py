@@ -50,6 +50,14 @@ with workflow.unsafe.imports_passed_through():
         NotifyResult,
         RecordIncidentInput,
     )
+    from schemas.actors import (
+        INCIDENTFLOW,
+        MONITORING,
+        RESERVED_NAMES,
+        Actor,
+        ActorKind,
+        Person,
+    )
     from schemas.classification import priority_for, severity_for
     from schemas.enums import Action, Clock, EventKind, Role, Status, TargetKind
     from schemas.incident import (
@@ -61,7 +69,15 @@ with workflow.unsafe.imports_passed_through():
         IncidentStart,
         TimelineEvent,
     )
-    from schemas.lifecycle import is_legal, next_status, rejection_message
+    from schemas.lifecycle import (
+        HANDS_ON,
+        acknowledges,
+        is_legal,
+        next_status,
+        rejection_message,
+        review_pending_message,
+        takes_command,
+    )
     from schemas.policy import EscalationTarget, SeverityPolicy
     from workflows.review import PostIncidentReviewWorkflow, ReviewStart
 
@@ -77,8 +93,12 @@ NOTIFY_RETRY = RetryPolicy(
     maximum_attempts=12,
 )
 
-#: actors that are systems, not people: they never become commander or participant
-SYSTEM_ACTORS = frozenset({"monitoring", "incidentflow", "pagerduty", "alertmanager"})
+#: patch: only a person acknowledges or takes command (``schemas.lifecycle``); before it, any
+#: actor but "monitoring" acknowledged and only the acknowledging person became commander
+TYPED_ACTORS = "typed-actors"
+#: patch: ``close`` on a review-required incident starts its review at once; before it, the
+#: incident closed and its review was never scheduled
+CLOSE_STARTS_REVIEW = "close-starts-review"
 
 #: how many recent alert ids a run remembers to recognise resent triggers
 RECENT_ALERT_IDS = 2000
@@ -104,7 +124,8 @@ class IncidentWorkflow:
         self._wake = 0
         self._notifications: set[asyncio.Task[None]] = set()
         self._finished = False
-        #: set once the reopen window has passed: later alerts start a new incident
+        #: set once the incident is handed over (reopen window passed, or closed while its
+        #: review is required): later alerts start a new incident, actions are refused
         self._handing_over = False
         #: set when this run is about to continue-as-new: new alerts go to the next run
         self._continuing = False
@@ -140,6 +161,8 @@ class IncidentWorkflow:
 
         continue_as_new = False
         while self.s.status != Status.CLOSED:
+            if self._handing_over:
+                break  # ``close`` handed the incident over to its review
             if self._should_continue_as_new():
                 continue_as_new = True
                 self._continuing = True
@@ -231,7 +254,7 @@ class IncidentWorkflow:
     @workflow.signal
     def alert_repeated(self, repeat: AlertRepeat) -> None:
         if _open(self.s.status):
-            self._count_repeat("monitoring", repeat.at)
+            self._count_repeat(MONITORING, repeat.at)
 
     @workflow.signal
     def alert_cleared(self, clear: AlertClear) -> None:
@@ -277,7 +300,16 @@ class IncidentWorkflow:
 
     @workflow.update
     async def close(self, a: CloseInput) -> IncidentSnapshot:
-        return self._act(Action.CLOSE, a, {"reason": a.reason} if a.reason else {})
+        """Close; where the severity requires a review, hand over to it now instead: the
+        incident stays resolved until the review is completed or waived, which closes it."""
+        details = {"reason": a.reason} if a.reason else {}
+        if self._severity_policy().review_required:
+            self._guard(Action.CLOSE, a)
+            if workflow.patched(CLOSE_STARTS_REVIEW):
+                self._handing_over = True
+                await self._start_review(a.actor, details)
+                return self.s.summary()
+        return self._act(Action.CLOSE, a, details)
 
     @close.validator
     def _v_close(self, a: CloseInput) -> None:
@@ -320,7 +352,7 @@ class IncidentWorkflow:
     async def assign(self, a: AssignInput) -> IncidentSnapshot:
         self._guard(Action.ASSIGN, a)
         self.s.responders[a.role] = a.user
-        self._participant(a.user)
+        self._participant_name(a.user)
         self._append(EventKind.ASSIGNED, a.actor, {"role": a.role.value, "user": a.user})
         return self.s.summary()
 
@@ -399,7 +431,7 @@ class IncidentWorkflow:
     # ------------------------------------------------------------------ validation helpers
     def _check(self, action: Action, a: ActionInput, *, text: str | None = None) -> None:
         """Validator body shared by every Update: reject before anything is written."""
-        if not a.actor or not a.actor.strip():
+        if not a.actor.name.strip():
             raise ValueError("actor is required")
         if text is not None and not text.strip():
             raise ValueError("text must not be empty")
@@ -408,6 +440,14 @@ class IncidentWorkflow:
                 f"{a.number} is not open under this alert key (now {self.s.number})",
                 type="IncidentNotFound",
             )
+        self._check_legal(action)
+
+    def _check_legal(self, action: Action) -> None:
+        if self._handing_over and self.s.review_workflow_id:
+            raise ApplicationError(
+                review_pending_message(self.s.number, action, self.s.review_workflow_id),
+                type="IllegalTransition",
+            )
         if not is_legal(action, self.s.status):
             raise ApplicationError(
                 rejection_message(self.s.number, action, self.s.status), type="IllegalTransition"
@@ -415,6 +455,8 @@ class IncidentWorkflow:
 
     def _guard(self, action: Action, a: ActionInput) -> None:
         """Re-check in the handler: two Updates accepted in one task both passed validation."""
+        if self._handing_over and self.s.review_workflow_id:
+            self._check_legal(action)
         if not is_legal(action, self.s.status):
             raise ApplicationError(
                 rejection_message(self.s.number, action, self.s.status), type="IllegalTransition"
@@ -427,7 +469,7 @@ class IncidentWorkflow:
         return self.s.summary()
 
     # ------------------------------------------------------------------ transitions
-    def _transition(self, action: Action, actor: str, details: dict[str, Any]) -> None:
+    def _transition(self, action: Action, actor: Actor, details: dict[str, Any]) -> None:
         now = workflow.now()
         self.s.status = next_status(action, self.s.status)
         d = self.s.deadlines
@@ -440,22 +482,25 @@ class IncidentWorkflow:
             Action.CANCEL: EventKind.CANCELLED,
             Action.MERGE_INTO: EventKind.MERGED,
         }[action]
-        hands_on = (Action.ACKNOWLEDGE, Action.INVESTIGATE, Action.MITIGATE, Action.RESOLVE)
-        if self.s.acknowledged_at is None and action in hands_on and actor != "monitoring":
-            # any hands-on action acknowledges: stops escalation and meets the ack clock
+        acknowledging = self.s.acknowledged_at is None and self._acknowledges(action, actor)
+        if acknowledging:
+            # stops escalation and meets the ack clock
             self.s.acknowledged_at = now
             d.ack = None
             self._stop_escalation()
-            if Role.COMMANDER not in self.s.responders and actor not in SYSTEM_ACTORS:
-                self.s.responders[Role.COMMANDER] = actor
             sp = self._severity_policy()
             if sp.update_every is not None and d.update is None:
                 d.update = now + sp.update_every
+        if Role.COMMANDER not in self.s.responders and self._takes_command(
+            action, actor, acknowledging
+        ):
+            self.s.responders[Role.COMMANDER] = actor.name
         if action in (Action.MITIGATE, Action.RESOLVE) and self.s.mitigated_at is None:
             self.s.mitigated_at = now
             d.mitigate = None
         if action == Action.RESOLVE:
             self.s.resolved_at = now
+            d.ack = None  # resolved unacknowledged (an alert cleared): neither met nor breached
             d.resolve = None
             d.update = None
             self._stop_escalation()
@@ -467,7 +512,21 @@ class IncidentWorkflow:
         if kind in (EventKind.ACKNOWLEDGED, EventKind.MITIGATED, EventKind.RESOLVED):
             self._notify(event, self._paged_targets())
 
-    def _reopen(self, actor: str, reason: str) -> None:
+    def _acknowledges(self, action: Action, actor: Actor) -> bool:
+        typed = acknowledges(action, actor)
+        legacy = action in HANDS_ON and actor != MONITORING
+        if typed == legacy:
+            return typed
+        return typed if workflow.patched(TYPED_ACTORS) else legacy
+
+    def _takes_command(self, action: Action, actor: Actor, acknowledging: bool) -> bool:
+        typed = takes_command(action, actor)
+        legacy = acknowledging and actor.kind == ActorKind.PERSON
+        if typed == legacy:
+            return typed
+        return typed if workflow.patched(TYPED_ACTORS) else legacy
+
+    def _reopen(self, actor: Actor, reason: str) -> None:
         now = workflow.now()
         self.s.status = Status.TRIGGERED
         self.s.reopened_at = now
@@ -482,7 +541,7 @@ class IncidentWorkflow:
         self._start_clocks(now)
         self._page_level(1, event)
 
-    def _count_repeat(self, actor: str, at: datetime | None) -> None:
+    def _count_repeat(self, actor: Actor, at: datetime | None) -> None:
         """Repeats bump the count; consecutive repeats coalesce into one timeline event."""
         self.s.alert_count += 1
         last = self.s.timeline[-1] if self.s.timeline else None
@@ -549,7 +608,7 @@ class IncidentWorkflow:
         d = self.s.deadlines
         if d.next_escalation is not None and d.next_escalation <= now:
             d.next_escalation = None
-            self._advance_escalation("incidentflow")
+            self._advance_escalation(INCIDENTFLOW)
         for clock in (Clock.ACK, Clock.MITIGATE, Clock.RESOLVE):
             deadline = d.get(clock)
             if deadline is not None and deadline <= now:
@@ -560,7 +619,7 @@ class IncidentWorkflow:
             d.update = now + sp.update_every if sp.update_every else None
             event = self._append(
                 EventKind.STATUS_UPDATE_DUE,
-                "incidentflow",
+                INCIDENTFLOW,
                 {
                     "last_update_at": self.s.last_status_update_at.isoformat()
                     if self.s.last_status_update_at
@@ -574,7 +633,7 @@ class IncidentWorkflow:
         self.s.breaches.append(Breach(clock=clock, deadline=deadline, at=now, late_by_seconds=late))
         event = self._append(
             EventKind.SLA_BREACHED,
-            "incidentflow",
+            INCIDENTFLOW,
             {"clock": clock.value, "deadline": deadline.isoformat(), "late_by_seconds": late},
         )
         targets = list(self._severity_policy().on_breach)
@@ -590,7 +649,7 @@ class IncidentWorkflow:
             # PagerDuty's ack timeout: acknowledged but not mitigated in time escalates again.
             self.s.escalation.active = True
             self.s.escalation.exhausted = False
-            self._advance_escalation("incidentflow", reason="mitigate clock breached")
+            self._advance_escalation(INCIDENTFLOW, reason="mitigate clock breached")
 
     # ------------------------------------------------------------------ escalation
     def _page_level(self, level: int, event: TimelineEvent) -> None:
@@ -601,7 +660,7 @@ class IncidentWorkflow:
         self.s.deadlines.next_escalation = workflow.now() + spec.delay if esc.active else None
         self._notify(event, list(spec.targets))
 
-    def _advance_escalation(self, actor: str, *, manual: bool = False, reason: str = "") -> None:
+    def _advance_escalation(self, actor: Actor, *, manual: bool = False, reason: str = "") -> None:
         esc = self.s.escalation
         if not manual and (not esc.active or esc.exhausted):
             return
@@ -664,23 +723,28 @@ class IncidentWorkflow:
     # ------------------------------------------------------------------ review hand-over
     async def _hand_over(self) -> None:
         """After the reopen window: a review where the severity requires one, else close."""
-        sp = self._severity_policy()
-        if sp.review_required:
-            review_id = f"review:{self.s.number}"
-            self.s.review_workflow_id = review_id
-            self._append(EventKind.REVIEW_SCHEDULED, "incidentflow", {"workflow_id": review_id})
-            await workflow.start_child_workflow(
-                PostIncidentReviewWorkflow.run,
-                ReviewStart(
-                    incident=self.s.summary(),
-                    review_after=sp.review_after,
-                    review=self.policy.review,
-                ),
-                id=review_id,
-                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-            )
+        if self._severity_policy().review_required:
+            await self._start_review(INCIDENTFLOW, {})
         else:
-            self._transition(Action.CLOSE, "incidentflow", {"reason": "reopen window passed"})
+            self._transition(Action.CLOSE, INCIDENTFLOW, {"reason": "reopen window passed"})
+
+    async def _start_review(self, actor: Actor, details: dict[str, Any]) -> None:
+        """Start the review (an abandoned child that outlives this run); it closes the
+        incident when it is completed or waived."""
+        sp = self._severity_policy()
+        review_id = f"review:{self.s.number}"
+        self.s.review_workflow_id = review_id
+        self._append(EventKind.REVIEW_SCHEDULED, actor, {"workflow_id": review_id, **details})
+        await workflow.start_child_workflow(
+            PostIncidentReviewWorkflow.run,
+            ReviewStart(
+                incident=self.s.summary(),
+                review_after=sp.review_after,
+                review=self.policy.review,
+            ),
+            id=review_id,
+            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+        )
 
     # ------------------------------------------------------------------ bookkeeping
     def _new_snapshot(self, alert: Alert) -> IncidentSnapshot:
@@ -704,11 +768,11 @@ class IncidentWorkflow:
         )
 
     def _append(
-        self, kind: EventKind, actor: str, details: dict[str, Any], *, wake: bool = True
+        self, kind: EventKind, actor: Actor, details: dict[str, Any], *, wake: bool = True
     ) -> TimelineEvent:
         self.s.last_seq += 1
         event = TimelineEvent(
-            seq=self.s.last_seq, at=workflow.now(), actor=actor, kind=kind, details=details
+            seq=self.s.last_seq, at=workflow.now(), actor=str(actor), kind=kind, details=details
         )
         self.s.timeline.append(event)
         self._unsynced[event.seq] = event
@@ -718,9 +782,14 @@ class IncidentWorkflow:
             self._upsert_search_attributes()
         return event
 
-    def _participant(self, user: str) -> None:
-        if user and user not in self.s.participants and user not in SYSTEM_ACTORS:
-            self.s.participants.append(user)
+    def _participant(self, actor: Actor) -> None:
+        if isinstance(actor, Person):
+            self._participant_name(actor.name)
+
+    def _participant_name(self, name: str) -> None:
+        """A person named by an action (an assignee); reserved names are never a person's."""
+        if name and name not in self.s.participants and name not in RESERVED_NAMES:
+            self.s.participants.append(name)
 
     def _ref(self, *, created: bool, reopened: bool = False) -> IncidentRef:
         return IncidentRef(
@@ -770,7 +839,7 @@ class IncidentWorkflow:
             cause = str(err.cause) if err.cause is not None else str(err)
             self._append(
                 EventKind.NOTIFICATION_FAILED,
-                "incidentflow",
+                INCIDENTFLOW,
                 {"event_seq": event.seq, "targets": [str(t) for t in targets], "reason": cause},
                 wake=False,
             )
@@ -778,7 +847,7 @@ class IncidentWorkflow:
         for failure in result.failed:
             self._append(
                 EventKind.NOTIFICATION_FAILED,
-                "incidentflow",
+                INCIDENTFLOW,
                 {"event_seq": event.seq, **failure.model_dump()},
                 wake=False,
             )

@@ -19,6 +19,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from schemas.actions import ActionInput
+from schemas.actors import Person
 from schemas.enums import Action, Category, Impact, Scope, Severity, Status, Urgency
 from schemas.incident import IncidentRef, IncidentSnapshot, Link, TimelineEvent
 from starter import tickets_read
@@ -180,7 +181,7 @@ async def create_incident(
             service=body.service,
             labels=body.labels,
             source=body.source,
-            actor=principal.user,
+            actor=Person(name=principal.user),
             dedup_key=body.dedup_key,
             description=body.description,
             severity=body.severity,
@@ -259,7 +260,7 @@ def _add_action_route(segment: str, action: Action) -> None:
     ) -> IncidentSnapshot:
         await ensure_may_exist(ctx, number)
         values = body.model_dump() if body is not None else {}
-        data = input_type.model_validate({**values, "actor": principal.user})
+        data = input_type.model_validate({**values, "actor": Person(name=principal.user)})
         return await ctx.temporal_call(ctx.client().act(number, action, data))
 
     if required:

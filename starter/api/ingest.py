@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from schemas.actors import Actor
 from schemas.classification import priority_for, severity_for
 from schemas.classify import classify
 from schemas.enums import Category, Impact, Severity, Urgency
@@ -28,7 +29,7 @@ def build_alert(
     service: str | None,
     labels: dict[str, str],
     source: str,
-    actor: str,
+    actor: Actor,
     dedup_key: str | None = None,
     description: str = "",
     severity: Severity | None = None,

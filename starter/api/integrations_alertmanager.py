@@ -39,6 +39,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.actions import AlertClear
+from schemas.actors import ALERTMANAGER
 from schemas.enums import Severity
 from schemas.incident import Alert, Link
 from schemas.policy import Service
@@ -139,7 +140,7 @@ def alert_from(service: Service, payload: AmWebhook, alert: AmAlert, policy: Any
         service=service.name,
         labels=alert.labels,
         source="alertmanager",
-        actor="alertmanager",
+        actor=ALERTMANAGER,
         dedup_key=_fingerprint(alert),
         description=annotations.get("description", ""),
         severity=severity_from_labels(alert.labels),
@@ -173,7 +174,7 @@ def group_alert_from(service: Service, payload: AmWebhook, policy: Any) -> Alert
         service=service.name,
         labels=labels,
         source="alertmanager",
-        actor="alertmanager",
+        actor=ALERTMANAGER,
         dedup_key=payload.group_key or _fingerprint(AmAlert(status="firing", labels=labels)),
         description=payload.common_annotations.get("description", ""),
         severity=severity_from_labels(labels),
@@ -201,7 +202,7 @@ async def _fire(ctx: ApiContext, alert: Alert) -> AmOutcome:
 
 async def _clear(ctx: ApiContext, service: Service, key: str, at: datetime | None) -> AmOutcome:
     cleared = await ctx.temporal_call(
-        ctx.client().clear(service.name, key, AlertClear(actor="alertmanager", at=at))
+        ctx.client().clear(service.name, key, AlertClear(actor=ALERTMANAGER, at=at))
     )
     return AmOutcome(
         dedup_key=key, status="resolved", action="cleared" if cleared else "no_open_incident"

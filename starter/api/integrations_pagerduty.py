@@ -7,8 +7,10 @@ A client written for PagerDuty works by changing only its base URL: the request 
 - ``routing_key`` is one of a service's ``integration_keys`` (the only credential).
 - ``trigger`` opens an incident, or counts a repeat against the open one with the same
   ``dedup_key``; a missing ``dedup_key`` is generated and returned.
-- ``acknowledge`` / ``resolve`` act on the incident open for ``dedup_key`` (actor
-  ``pagerduty``). No open incident, or one already past that step: 202, nothing changes.
+- ``acknowledge`` / ``resolve`` act on the incident open for ``dedup_key`` (actor: the
+  ``pagerduty`` integration). No open incident, or one already past that step: 202, nothing
+  changes. An ``acknowledge`` counts as the incident's acknowledgement (a person acknowledged
+  in the PagerDuty-side tool); a ``resolve`` does not (see ``schemas.lifecycle.acknowledges``).
   ``resolve`` on a service that does not auto-resolve only records the alert as cleared.
 - ``payload.severity`` critical/error/warning/info → SEV1/SEV2/SEV3/SEV4. ``source``,
   ``component``, ``group`` and ``class`` become labels (so classification rules can match
@@ -26,6 +28,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.actions import AcknowledgeInput, AlertClear, ResolveInput
+from schemas.actors import PAGERDUTY
 from schemas.enums import Action, Severity
 from schemas.incident import Link
 from schemas.policy import Service
@@ -118,7 +121,7 @@ async def _trigger(ctx: ApiContext, service: Service, event: PdEvent, key: str) 
         service=service.name,
         labels=_labels(payload),
         source="pagerduty",
-        actor="pagerduty",
+        actor=PAGERDUTY,
         dedup_key=key,
         severity=SEVERITIES[payload.severity],
         details={
@@ -138,15 +141,15 @@ async def _acknowledge_or_resolve(
 ) -> None:
     client = ctx.client()
     if action == Action.RESOLVE and not service.auto_resolve:
-        await ctx.temporal_call(client.clear(service.name, key, AlertClear(actor="pagerduty")))
+        await ctx.temporal_call(client.clear(service.name, key, AlertClear(actor=PAGERDUTY)))
         return
     number = await ctx.temporal_call(client.open_incident_for_key(service.name, key))
     if number is None:
         return
     data = (
-        AcknowledgeInput(actor="pagerduty")
+        AcknowledgeInput(actor=PAGERDUTY)
         if action == Action.ACKNOWLEDGE
-        else ResolveInput(actor="pagerduty", resolution="resolved by a PagerDuty event")
+        else ResolveInput(actor=PAGERDUTY, resolution="resolved by a PagerDuty event")
     )
     try:
         await ctx.temporal_call(client.act(number, action, data))
