@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from starter.dev_connection import DEFAULT_DATA_DIR, DataDirOption
+
 if TYPE_CHECKING:
     from schemas.policy import Policy
     from schemas.settings import Settings
@@ -141,18 +143,26 @@ def dev(
 
 # ---------------------------------------------------------------------------- worker
 @app.command()
-def worker(policy: PolicyOption = None, log_level: LogLevel = "info") -> None:
+def worker(
+    policy: PolicyOption = None,
+    log_level: LogLevel = "info",
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+) -> None:
     """Run a worker: polls Temporal for incident workflows and activities until SIGTERM.
 
     Configured by the environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, DATABASE_URL,
-    INCIDENTFLOW_POLICY, TLS / API-key options. Runs the migrations first.
+    INCIDENTFLOW_POLICY, TLS / API-key options; what it leaves unset comes from a running
+    `incidentflow dev` in --data-dir. Runs the migrations first.
     """
-    from schemas.settings import Settings
+    from starter.dev_connection import settings_with_dev_stack
 
-    settings = Settings()
+    settings = settings_with_dev_stack(data_dir)
     loaded = load_policy_or_exit(_policy_path(policy))
     if not settings.database_url:
-        err_console.print("error: DATABASE_URL is not set (the worker writes tickets there)")
+        err_console.print(
+            "error: DATABASE_URL is not set (the worker writes tickets there) and no "
+            f"`incidentflow dev` stack left its connection info in {data_dir}"
+        )
         raise typer.Exit(ExitCode.USAGE)
     _configure_logging(log_level)
     raise typer.Exit(asyncio.run(_run_worker(settings, loaded)))
@@ -187,14 +197,16 @@ def api(
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
     policy: PolicyOption = None,
     log_level: LogLevel = "info",
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
-    """Serve the HTTP API and dashboard (uvicorn) against TEMPORAL_ADDRESS and DATABASE_URL.
+    """Serve the HTTP API and dashboard (uvicorn) against TEMPORAL_ADDRESS and DATABASE_URL
+    (or, where unset, those of a running `incidentflow dev` in --data-dir).
 
     SIGINT/SIGTERM stop accepting connections and finish in-flight requests.
     """
-    from schemas.settings import Settings
+    from starter.dev_connection import settings_with_dev_stack
 
-    settings = Settings()
+    settings = settings_with_dev_stack(data_dir)
     loaded = load_policy_or_exit(_policy_path(policy))
     _configure_logging(log_level)
     raise typer.Exit(asyncio.run(_serve_api(settings, loaded, host, port)))
@@ -239,14 +251,23 @@ def migrate(
         str | None,
         typer.Option(
             envvar="DATABASE_URL",
-            help="PostgreSQL URL (default: $DATABASE_URL).",
+            help="PostgreSQL URL (default: $DATABASE_URL, else the dev stack's).",
             show_default=False,
         ),
     ] = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
     """Apply pending SQL migrations to the ticket store; running it twice is a no-op."""
     if not database_url:
-        err_console.print("error: no database: set DATABASE_URL or pass --database-url")
+        from starter.dev_connection import read_connection
+
+        dev = read_connection(data_dir)
+        database_url = dev.database_url if dev else None
+    if not database_url:
+        err_console.print(
+            "error: no database: set DATABASE_URL, pass --database-url, or start "
+            f"`incidentflow dev` (none left its connection info in {data_dir})"
+        )
         raise typer.Exit(ExitCode.USAGE)
     from worker.dev import Unreachable, migrate_database
 

@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field
 
 from schemas.enums import Severity, Status
 from schemas.lifecycle import OPEN_STATUSES
+from starter.dev_connection import DEFAULT_DATA_DIR, DataDirOption
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowExecution
@@ -523,20 +524,25 @@ def verify_command(
     ] = 5.0,
     concurrency: Annotated[int, typer.Option(help="Workflows queried at once.")] = 32,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
     """Compare every incident's workflow state with its ticket rows in PostgreSQL.
 
     Checks status, severity, alert count, last sequence number and the timeline (seq and
     kind of every event) of each incident row and each incident workflow. Exit code 0 when
     they agree, 1 on drift, 3 when Temporal, PostgreSQL or the worker is unreachable.
-    Configured by TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and DATABASE_URL.
+    Configured by TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and DATABASE_URL; what they leave
+    unset comes from a dev stack's --data-dir (`incidentflow dev` writes connection.json).
     """
-    from schemas.settings import Settings
     from starter.cli import ExitCode, console, err_console
+    from starter.dev_connection import settings_with_dev_stack
 
-    settings = Settings()
+    settings = settings_with_dev_stack(data_dir)
     if not settings.database_url:
-        err_console.print("error: DATABASE_URL is not set (verify reads the ticket rows there)")
+        err_console.print(
+            "error: DATABASE_URL is not set (verify reads the ticket rows there) and no "
+            f"`incidentflow dev` stack left its connection info in {data_dir}"
+        )
         raise typer.Exit(ExitCode.USAGE)
     try:
         report = asyncio.run(_run_cli(settings, task_queue, settle, concurrency, as_json))

@@ -34,13 +34,16 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("TEMPORAL_")}
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(INCIDENTFLOW), *args],
         capture_output=True,
         text=True,
         timeout=60,
         env=env or clean_env(),
+        cwd=cwd,
     )
 
 

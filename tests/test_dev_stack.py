@@ -7,14 +7,19 @@ broken policy stops everything before anything starts.
 
 from __future__ import annotations
 
+import asyncio
+import email
+import email.policy
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
@@ -26,7 +31,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from schemas.incident import Alert
 from schemas.policy_file import load_policy
+from schemas.settings import Settings
 from starter.client import IncidentClient
+from starter.dev_connection import DevConnection, settings_with_dev_stack, write_connection
 from tests.conftest import wait_for
 from tests.support_cli import (
     EXAMPLE_POLICY,
@@ -190,7 +197,36 @@ async def test_dev_stack_stops_cleanly_and_keeps_data(data_dir: Path, tmp_path: 
             timeout=20,
             message="the page in the dev mail catcher",
         )
-        assert title in mails[0].read_text()
+        mail = email.message_from_string(mails[0].read_text(), policy=email.policy.default)
+        assert isinstance(mail, EmailMessage)
+        text_part = mail.get_body(("plain",))
+        assert text_part is not None
+        page = text_part.get_content()
+        assert title in page
+        # the page links to the dashboard's page of the incident and to a one-tap ack
+        links = set(re.findall(r"http://127\.0\.0\.1:\d+/dashboard/[^\s\"<>)]+", page))
+        assert f"{stack.api_url}/dashboard/incidents/{ref.number}" in links, links
+        assert any(link.startswith(f"{stack.api_url}/dashboard/ack/") for link in links), links
+        async with httpx.AsyncClient(follow_redirects=False, timeout=10) as http:
+            for link in links:
+                answer = await http.get(link)
+                assert answer.status_code in (200, 303), (link, answer.status_code)
+
+        # commands find the stack through <data-dir>/connection.json: no environment needed
+        info = json.loads((data_dir / "connection.json").read_text())
+        assert info["temporal_address"] == f"127.0.0.1:{stack.temporal_port}"
+        assert info["database_url"] == database_url
+        assert (data_dir / "connection.json").stat().st_mode & 0o077 == 0
+        verified = await asyncio.to_thread(
+            run_cli, "verify", "--data-dir", str(data_dir), "--settle", "1"
+        )
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert "incident(s)" in verified.stdout and "clean" in verified.stdout
+        # the default data dir is ./.data
+        (tmp_path / ".data").symlink_to(data_dir)
+        migrated = await asyncio.to_thread(run_cli, "migrate", cwd=tmp_path)
+        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+        assert "up to date" in migrated.stdout
         owned = stack.owned_processes()
         assert (data_dir / "temporal.db").exists()
 
@@ -216,6 +252,44 @@ async def test_dev_stack_stops_cleanly_and_keeps_data(data_dir: Path, tmp_path: 
         assert processes_using(data_dir) == []
     finally:
         stack.kill_leftovers()
+
+
+def test_verify_without_database_or_dev_stack_says_where_it_looked(tmp_path: Path) -> None:
+    result = run_cli("verify", cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "DATABASE_URL is not set" in result.stderr
+    assert "no `incidentflow dev` stack left its connection info in .data" in result.stderr
+
+
+def test_the_environment_wins_over_the_dev_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in os.environ:
+        if name.startswith(("TEMPORAL_", "DATABASE_", "INCIDENTFLOW_")):
+            monkeypatch.delenv(name)
+    write_connection(
+        tmp_path,
+        DevConnection(
+            temporal_address="127.0.0.1:17233",
+            temporal_namespace="dev-ns",
+            database_url="postgresql://dev@127.0.0.1:15432/incidentflow",
+            api_url="http://127.0.0.1:18000",
+            link_secret="s" * 32,
+            pid=1,
+        ),
+    )
+    from_dev = settings_with_dev_stack(tmp_path, Settings())
+    assert from_dev.temporal_address == "127.0.0.1:17233"
+    assert from_dev.temporal_namespace == "dev-ns"
+    assert from_dev.database_url == "postgresql://dev@127.0.0.1:15432/incidentflow"
+    assert from_dev.incidentflow_base_url == "http://127.0.0.1:18000"
+    assert from_dev.incidentflow_link_secret is not None
+    env = Settings(temporal_address="temporal.prod:7233", database_url="postgresql://prod/db")
+    mixed = settings_with_dev_stack(tmp_path, env)
+    assert mixed.temporal_address == "temporal.prod:7233"
+    assert mixed.temporal_namespace == "default"  # the dev namespace belongs to the dev server
+    assert mixed.database_url == "postgresql://prod/db"
+    assert settings_with_dev_stack(tmp_path / "nothing", env) == env
 
 
 def test_policy_check_accepts_the_example() -> None:

