@@ -141,8 +141,14 @@ class Browser:
         result: dict[str, Any] = reply.get("result", {})
         return result
 
-    async def new_page(self) -> Page:
-        target = await self.send("Target.createTarget", {"url": "about:blank"})
+    async def new_page(self, *, isolated: bool = False) -> Page:
+        """A new tab; ``isolated`` gives it a fresh browser context (no cookies shared with
+        other pages, like a private window)."""
+        params: dict[str, Any] = {"url": "about:blank"}
+        if isolated:
+            context = await self.send("Target.createBrowserContext")
+            params["browserContextId"] = context["browserContextId"]
+        target = await self.send("Target.createTarget", params)
         attached = await self.send(
             "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
         )
@@ -166,10 +172,38 @@ class Browser:
                 os.close(fd)
 
 
+#: an iPhone 12-15 class phone in portrait, CSS pixels
+PHONE = (390, 844)
+
+
 class Page:
     def __init__(self, browser: Browser, session: str) -> None:
         self.browser = browser
         self.session = session
+        #: the emulated viewport (width, height, mobile), if any
+        self.viewport: tuple[int, int, bool] | None = None
+
+    async def emulate(self, width: int, height: int, *, mobile: bool = True) -> None:
+        """Lay pages out for a ``width`` x ``height`` CSS-pixel screen (a phone by default):
+        DevTools' device metrics override, with the mobile meta-viewport behaviour."""
+        self.viewport = (width, height, mobile)
+        await self._apply_viewport()
+
+    async def _apply_viewport(self) -> None:
+        if self.viewport is None:
+            await self.send("Emulation.clearDeviceMetricsOverride")
+            return
+        width, height, mobile = self.viewport
+        await self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
+        )
+
+    async def horizontal_overflow(self) -> tuple[int, int]:
+        """(document width, viewport width): the page scrolls sideways when the first is
+        larger."""
+        sizes = await self.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        return int(sizes[0]), int(sizes[1])
 
     async def send(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         return await self.browser.send(method, params, session=self.session)
@@ -262,21 +296,22 @@ class Page:
         await self.send("Input.insertText", {"text": text})
 
     async def screenshot(self, path: Path) -> Path:
-        """A PNG of the whole page (not only the viewport)."""
+        """A PNG of the whole page (not only the viewport), at the emulated width if any."""
         height = await self.evaluate("document.documentElement.scrollHeight")
+        width, min_height, mobile = self.viewport or (1280, 900, False)
         await self.send(
             "Emulation.setDeviceMetricsOverride",
             {
-                "width": 1280,
-                "height": int(min(max(height or 900, 900), 6000)),
+                "width": width,
+                "height": int(min(max(height or min_height, min_height), 6000)),
                 "deviceScaleFactor": 1,
-                "mobile": False,
+                "mobile": mobile,
             },
         )
         try:
             shot = await self.send("Page.captureScreenshot", {"format": "png"})
         finally:
-            await self.send("Emulation.clearDeviceMetricsOverride")
+            await self._apply_viewport()
         data = base64.b64decode(shot["data"])
 
         def save() -> None:

@@ -120,9 +120,12 @@ async def running_stack(
     policy: Policy,
     *,
     start_worker: bool = True,
+    settings_overrides: dict[str, Any] | None = None,
 ) -> AsyncIterator[Stack]:
     pool = await create_pool(database_url, max_size=5)
-    settings = Settings(database_url=database_url, temporal_task_queue=task_queue)
+    settings = Settings(
+        database_url=database_url, temporal_task_queue=task_queue, **(settings_overrides or {})
+    )
     stack = Stack(
         client=IncidentClient(temporal, policy, task_queue=task_queue),
         temporal=temporal,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +20,7 @@ import uvicorn
 from fastapi import FastAPI
 from temporalio.client import Client
 
-from schemas.settings import Settings
+from schemas.policy import Policy
 from starter.api.app import create_app
 from starter.dashboard.routes import mount_dashboard
 from tests.support_api import ApiNames, api_policy
@@ -37,13 +37,23 @@ class _Server(uvicorn.Server):
         yield
 
 
-@asynccontextmanager
-async def serve_http(app: FastAPI) -> AsyncIterator[str]:
-    """Serve ``app`` on a free loopback port; yields its base URL."""
+def listening_socket() -> socket.socket:
+    """A socket bound to a free loopback port, for :func:`serve_http` (its URL is known
+    before the app starts, so the worker's links can point at it)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
+    return sock
+
+
+def socket_url(sock: socket.socket) -> str:
+    return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@asynccontextmanager
+async def serve_http(app: FastAPI, sock: socket.socket | None = None) -> AsyncIterator[str]:
+    """Serve ``app`` on ``sock`` (default: a free loopback port); yields its base URL."""
+    sock = sock or listening_socket()
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -53,7 +63,7 @@ async def serve_http(app: FastAPI) -> AsyncIterator[str]:
                 if task.done():
                     task.result()  # raise the startup failure
                 await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
+        yield socket_url(sock)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=30)
@@ -108,9 +118,15 @@ async def live_app(
     task_queue: str,
     *,
     refresh_seconds: float = 1.0,
+    settings_overrides: dict[str, Any] | None = None,
+    policy_edit: Callable[[Policy], Policy] | None = None,
     **clock_overrides: Any,
 ) -> AsyncIterator[Live]:
-    """Worker + app (API and dashboard) on a real port, with ``api_policy``'s tokens."""
+    """Worker + app (API and dashboard) on a real port, with ``api_policy``'s tokens.
+
+    ``settings_overrides`` go to the worker and the app alike; ``policy_edit`` may change the
+    policy (e.g. give users contacts) before either starts.
+    """
     clocks: dict[str, Any] = {
         "ack_within": 900,
         "level_delay": 900,
@@ -119,9 +135,22 @@ async def live_app(
     }
     clocks.update(clock_overrides)
     policy, names = api_policy(**clocks)
-    async with running_stack(temporal_client, database_url, task_queue, policy) as stack:
-        settings = Settings(database_url=database_url, temporal_task_queue=task_queue)
-        app = create_app(settings, policy, temporal=temporal_client)
-        mount_dashboard(app, secret=SESSION_SECRET, refresh_seconds=refresh_seconds)
-        async with serve_http(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
-            yield Live(url=url, app=app, stack=stack, names=names, http=http)
+    if policy_edit is not None:
+        policy = policy_edit(policy)
+    sock = listening_socket()
+    try:
+        # links in notifications point at this very app
+        overrides = {"incidentflow_base_url": socket_url(sock), **(settings_overrides or {})}
+        async with running_stack(
+            temporal_client, database_url, task_queue, policy, settings_overrides=overrides
+        ) as stack:
+            settings = stack.settings
+            app = create_app(settings, policy, temporal=temporal_client)
+            mount_dashboard(app, secret=SESSION_SECRET, refresh_seconds=refresh_seconds)
+            async with (
+                serve_http(app, sock) as url,
+                httpx.AsyncClient(base_url=url, timeout=30) as http,
+            ):
+                yield Live(url=url, app=app, stack=stack, names=names, http=http)
+    finally:
+        sock.close()
