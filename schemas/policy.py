@@ -207,10 +207,10 @@ class Policy(PolicyModel):
                 if item.name in seen:
                     errors.append(f"{section}.{i}.name: duplicate name {item.name!r}")
                 seen.add(item.name)
-        for i, user in enumerate(self.users):
-            if user.name in RESERVED_NAMES:
+        for i, named in enumerate(self.users):
+            if named.name in RESERVED_NAMES:
                 errors.append(
-                    f"users.{i}.name: {user.name!r} is reserved for an integration or incidentflow"
+                    f"users.{i}.name: {named.name!r} is reserved for an integration or incidentflow"
                 )
         users = {u.name for u in self.users}
         known = {

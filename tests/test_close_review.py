@@ -1,0 +1,126 @@
+"""Closing honours the policy: ``close`` on a review-required incident hands it over to its
+post-incident review at once (the review closes it when completed or waived); an incident
+whose severity needs no review closes directly. Real Temporal, PostgreSQL and aiosmtpd.
+
+The reopen window is an hour here, so the only way the review can start is the ``close``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from schemas.actions import CloseInput, ReopenInput
+from schemas.enums import Action, EventKind, Severity, Status
+from schemas.review import CompleteReviewInput, ReviewStatus, review_workflow_id
+from starter.errors import ActionRejected
+from tests.conftest import wait_for
+from tests.support_incidents import record_history
+from tests.support_receivers import SmtpServer, smtp_server_fixture  # noqa: F401
+from tests.support_reviews import ReviewStack, resolved_incident, review_policy, review_stack
+
+HOUR = 3600.0
+
+
+async def run_status(temporal: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
+    description = await temporal.get_workflow_handle(workflow_id).describe()
+    return description.status
+
+
+async def incident_run_completed(rs: ReviewStack, number: str) -> None:
+    snapshot = await rs.client.get(number)
+
+    async def completed() -> bool:
+        status = await run_status(rs.st.temporal, snapshot.workflow_id)
+        return status == WorkflowExecutionStatus.COMPLETED
+
+    await wait_for(completed, message=f"the run of {number} completed")
+
+
+async def test_close_of_a_sev1_starts_its_review_at_once(
+    temporal_client: Client, database_url: str, task_queue: str, smtp_server: SmtpServer
+) -> None:
+    policy = review_policy(review_required=("SEV1",), reopen_window=HOUR)
+    async with review_stack(
+        temporal_client, database_url, task_queue, policy, smtp_server.port
+    ) as rs:
+        number = await resolved_incident(rs, "close-review-sev1")
+        review_id = review_workflow_id(number)
+
+        closed = await rs.client.act(
+            number, Action.CLOSE, CloseInput(actor="bob", reason="fixed for good")
+        )
+        # handed over, not closed: the review decides when the incident closes
+        assert closed.status == Status.RESOLVED and closed.closed_at is None
+        assert closed.review_workflow_id == review_id
+        timeline = (await rs.client.get(number)).timeline
+        handover = timeline[-1]
+        assert (handover.kind, handover.actor) == (EventKind.REVIEW_SCHEDULED, "bob")
+        assert handover.details == {"workflow_id": review_id, "reason": "fixed for good"}
+        assert EventKind.CLOSED not in {e.kind for e in timeline}
+
+        await rs.wait_review_status(number, ReviewStatus.SCHEDULED)
+        assert await run_status(temporal_client, review_id) == WorkflowExecutionStatus.RUNNING
+        review = await rs.reviews.get(number)
+        assert review.facilitator == "alice" and set(review.attendees) == {"alice", "bob", "carol"}
+        await incident_run_completed(rs, number)
+
+        # one hand-over, one meeting: review_scheduled by the close, then by the review
+        scheduled = await rs.events(number, EventKind.REVIEW_SCHEDULED.value)
+        assert [(e["actor"], "start" in e["details"]) for e in scheduled] == [
+            ("bob", False),
+            ("incidentflow", True),
+        ]
+        (ticket,) = await rs.rows("SELECT status FROM incidents WHERE number = %s", number)
+        assert ticket["status"] == "resolved"
+
+        # a second close, or a reopen, names the way out instead of pretending to be allowed
+        for action, data in (
+            (Action.CLOSE, CloseInput(actor="bob")),
+            (Action.REOPEN, ReopenInput(actor="bob")),
+        ):
+            with pytest.raises(ActionRejected) as rejected:
+                await rs.client.act(number, action, data)
+            message = str(rejected.value)
+            assert f"handed over to its post-incident review ({review_id})" in message
+            assert "completed or waived" in message
+        assert len(await rs.events(number, EventKind.REVIEW_SCHEDULED.value)) == 2
+
+        # completing the review closes the incident
+        await rs.reviews.complete(number, CompleteReviewInput(actor="alice", summary="done"))
+        await rs.wait_review_status(number, ReviewStatus.COMPLETED)
+        (ticket,) = await rs.rows(
+            "SELECT status, closed_at FROM incidents WHERE number = %s", number
+        )
+        assert ticket["status"] == "closed" and ticket["closed_at"] is not None
+        await record_history(rs.st, number, "close_starts_review")
+
+
+async def test_close_of_an_incident_needing_no_review_closes_it(
+    temporal_client: Client, database_url: str, task_queue: str, smtp_server: SmtpServer
+) -> None:
+    policy = review_policy(review_required=("SEV1",), reopen_window=HOUR)
+    async with review_stack(
+        temporal_client, database_url, task_queue, policy, smtp_server.port
+    ) as rs:
+        number = await resolved_incident(rs, "close-review-sev3", severity=Severity.SEV3)
+        closed = await rs.client.act(number, Action.CLOSE, CloseInput(actor="bob"))
+        assert closed.status == Status.CLOSED and closed.closed_at is not None
+        assert closed.review_workflow_id is None
+        kinds = [e.kind for e in (await rs.client.get(number)).timeline]
+        assert kinds[-1] == EventKind.CLOSED and EventKind.REVIEW_SCHEDULED not in kinds
+        await incident_run_completed(rs, number)
+
+        async def ticket_closed() -> dict[str, Any] | None:
+            rows = await rs.rows("SELECT status FROM incidents WHERE number = %s", number)
+            return rows[0] if rows and rows[0]["status"] == "closed" else None
+
+        await wait_for(ticket_closed, message=f"{number} closed in the ticket store")
+        assert await rs.events(number, EventKind.REVIEW_SCHEDULED.value) == []
+        with pytest.raises(RPCError) as missing:
+            await run_status(temporal_client, review_workflow_id(number))
+        assert missing.value.status == RPCStatusCode.NOT_FOUND
+        assert await rs.review_row(number) is None
