@@ -18,11 +18,13 @@ from schemas.enums import Action, EventKind, Severity, Status
 from schemas.review import CompleteReviewInput, ReviewStatus, review_workflow_id
 from starter.errors import ActionRejected
 from tests.conftest import wait_for
+from tests.support_api import api_stack
 from tests.support_incidents import record_history
 from tests.support_receivers import SmtpServer, smtp_server_fixture  # noqa: F401
 from tests.support_reviews import ReviewStack, resolved_incident, review_policy, review_stack
 
 HOUR = 3600.0
+INCIDENTS = "/api/v1/incidents"
 
 
 async def run_status(temporal: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
@@ -124,3 +126,40 @@ async def test_close_of_an_incident_needing_no_review_closes_it(
             await run_status(temporal_client, review_workflow_id(number))
         assert missing.value.status == RPCStatusCode.NOT_FOUND
         assert await rs.review_row(number) is None
+
+
+async def test_close_through_the_api_answers_with_the_hand_over_then_409(
+    temporal_client: Client, database_url: str, task_queue: str
+) -> None:
+    async with api_stack(
+        temporal_client, database_url, task_queue, review_required=True, reopen_window=HOUR
+    ) as api:
+        created = await api.http.post(
+            INCIDENTS,
+            json={"title": "Payments down", "service": api.names.service, "severity": "SEV2"},
+            headers=api.auth("ingest"),
+        )
+        assert created.status_code == 201, created.text
+        number = created.json()["number"]
+        for action in ("acknowledge", "resolve"):
+            done = await api.http.post(
+                f"{INCIDENTS}/{number}/{action}", json=None, headers=api.auth("responder")
+            )
+            assert done.status_code == 200, done.text
+
+        closed = await api.http.post(
+            f"{INCIDENTS}/{number}/close", json={"reason": "ok"}, headers=api.auth("responder")
+        )
+        assert closed.status_code == 200, closed.text
+        body = closed.json()
+        assert body["status"] == "resolved" and body["closed_at"] is None
+        assert body["review_workflow_id"] == review_workflow_id(number)
+
+        again = await api.http.post(
+            f"{INCIDENTS}/{number}/close", json=None, headers=api.auth("responder")
+        )
+        assert again.status_code == 409, again.text
+        assert again.json()["error"] == "action_rejected"
+        message = again.json()["message"]
+        assert f"{number} is resolved and handed over to its post-incident review" in message
+        assert "completed or waived" in message
