@@ -17,8 +17,10 @@ from schemas.lifecycle import rejection_message
 from schemas.settings import Settings
 from starter.api.app import create_app
 from starter.api.context import ApiOptions
+from starter.client import incident_workflow_id
 from tests.conftest import temporal_cli
 from tests.support_api import api_policy, api_stack, serve
+from tests.support_state import started_on, workflow_exists
 
 INCIDENTS = "/api/v1/incidents"
 
@@ -226,6 +228,8 @@ async def test_bad_bodies_are_refused_never_a_500(
         response = await api.http.post(path, content=body, headers=headers)
         assert response.status_code == status, (case, path, response.text)
         assert error(response)["error"] == code, case
+    # refused, so no incident workflow was started on this test's queue
+    assert await started_on(api.stack.temporal, api.stack.task_queue) == [], case
 
 
 async def test_bad_bodies_on_integrations_keep_their_shapes(api_no_worker: Any) -> None:
@@ -257,7 +261,15 @@ async def api_no_worker(
 
 async def test_413_before_parsing_by_length_and_by_stream(api_no_worker: Any) -> None:
     api = api_no_worker
-    big = json.dumps({"title": "x", "description": "y" * (600 * 1024)}).encode()
+    temporal = api.stack.temporal
+
+    def padded(body: dict[str, Any]) -> bytes:
+        """``body``, valid, made too large with whitespace (JSON allows it between tokens):
+        only the size limit stands between it and a new incident."""
+        return json.dumps(body).encode() + b" " * (600 * 1024)
+
+    big = padded({"title": "x", "service": api.names.service, "dedup_key": "too-big"})
+    big_incident = incident_workflow_id(api.names.service, "too-big")
     declared = await api.http.post(
         INCIDENTS,
         content=big,
@@ -269,6 +281,7 @@ async def test_413_before_parsing_by_length_and_by_stream(api_no_worker: Any) ->
         "message": f"request body is larger than {512 * 1024} bytes",
         "details": {"max_bytes": 512 * 1024},
     }
+    assert not await workflow_exists(temporal, big_incident), "declared: an incident was started"
 
     async def chunks() -> AsyncIterator[bytes]:
         for start in range(0, len(big), 64 * 1024):
@@ -282,13 +295,22 @@ async def test_413_before_parsing_by_length_and_by_stream(api_no_worker: Any) ->
     assert "content-length" not in streamed.request.headers
     assert streamed.status_code == 413
     assert error(streamed)["error"] == "payload_too_large"
+    assert not await workflow_exists(temporal, big_incident), "streamed: an incident was started"
 
     # no token needed to be refused for size: the body is never read past the limit
+    event = {
+        "routing_key": api.names.key,
+        "event_action": "trigger",
+        "dedup_key": "too-big-pd",
+        "payload": {"summary": "disk full", "source": "db1", "severity": "error"},
+    }
     anonymous = await api.http.post(
-        "/v2/enqueue", content=big, headers={"Content-Type": "application/json"}
+        "/v2/enqueue", content=padded(event), headers={"Content-Type": "application/json"}
     )
     assert anonymous.status_code == 413
     assert anonymous.json()["status"] == "invalid event"
+    pd_incident = incident_workflow_id(api.names.service, "too-big-pd")
+    assert not await workflow_exists(temporal, pd_incident), "enqueue: an incident was started"
 
 
 async def test_429_per_token_with_retry_after(temporal_client: Client, database_url: str) -> None:

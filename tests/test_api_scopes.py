@@ -10,6 +10,7 @@ from temporalio.client import Client
 from schemas.enums import Scope
 from starter.api.incidents import ACTION_ROUTES
 from tests.support_api import alertmanager_alert, alertmanager_payload, api_stack
+from tests.support_state import incident_facts, key_incident
 
 ACTION_BODIES: dict[str, dict[str, Any] | None] = {
     "acknowledge": {"note": "mine"},
@@ -83,14 +84,23 @@ async def test_every_endpoint_by_every_scope(
         }
         assert documented == {(m, t) for m, t, *_ in matrix} | PUBLIC | BY_KEY
 
+        async def state() -> dict[str, Any]:
+            """All a matrix request could change: the incident every action targets and the
+            one the create cell's dedup key opens (None until an allowed create opened it)."""
+            return {
+                "incident": incident_facts(await api.stack.client.get(number)),
+                "matrix": await key_incident(temporal_client, api.names.service, "matrix"),
+            }
+
         outcomes: dict[tuple[str, str], dict[str, int]] = {}
         for method, template, url, body, required in matrix:
             for scope in SCOPES:
+                allowed = scope in (required, Scope.ADMIN)
+                before = None if allowed else await state()
                 response = await api.http.request(
                     method, url, json=body, headers=api.auth(scope.value)
                 )
                 outcomes.setdefault((method, template), {})[scope.value] = response.status_code
-                allowed = scope in (required, Scope.ADMIN)
                 if allowed:
                     assert response.status_code not in (401, 403), (template, scope, response.text)
                     assert response.status_code < 500, (template, scope, response.text)
@@ -101,9 +111,12 @@ async def test_every_endpoint_by_every_scope(
                         "message": f"token {scope.value!r} lacks the {required.value!r} scope",
                         "details": {"required_scope": required.value},
                     }
-                # no token at all is always 401
+                    assert await state() == before, (template, scope)  # refused: no effect
+                # no token at all is always 401, and changes nothing either
+            before = await state()
             anonymous = await api.http.request(method, url, json=body)
             assert anonymous.status_code == 401, template
+            assert await state() == before, (template, "anonymous")
         # the respond token moved the incident: every action answered 200 or 409
         for segment in ACTION_ROUTES:
             statuses = outcomes[("POST", f"/api/v1/incidents/{{number}}/{segment}")]

@@ -21,6 +21,7 @@ from schemas.enums import Severity
 from starter import time_text
 from starter.dashboard import charts
 from starter.dashboard.session import SESSION_COOKIE
+from tests.support_state import incident_facts
 from tests.support_surfaces import Live, live_app
 
 
@@ -389,9 +390,46 @@ async def test_reports_show_charts_and_tables(live: Live) -> None:
 
 
 async def test_a_huge_form_is_refused(live: Live) -> None:
+    padding = "x" * 300_000  # past the dashboard's 256 KiB form limit
     async with httpx.AsyncClient(base_url=live.url) as client:
-        response = await client.post("/dashboard/login", data={"token": "x" * 300_000})
-    assert response.status_code == 413
+        page = await client.get("/dashboard/login")
+        sign_in = {
+            "csrf": hidden(page.text, "csrf"),
+            "next": "/dashboard/",
+            "token": live.token("read"),
+        }
+        cookies = dict(client.cookies)
+        response = await client.post("/dashboard/login", data={"token": padding})
+        assert response.status_code == 413
+        # a valid sign-in but for its size: refused before the form is read, so no session
+        padded = await client.post("/dashboard/login", data={**sign_in, "padding": padding})
+        assert padded.status_code == 413
+        for refused in (response, padded):
+            assert "set-cookie" not in refused.headers
+        assert dict(client.cookies) == cookies and SESSION_COOKIE not in client.cookies
+        board = await client.get("/dashboard/")
+        assert board.status_code == 303  # still signed out
+        assert board.headers["location"].startswith("/dashboard/login")
+        # the same form within the limit signs in: only the size kept the session out
+        ok = await client.post("/dashboard/login", data=sign_in)
+        assert ok.status_code == 303 and SESSION_COOKIE in client.cookies
+
+    # a legal action but for its size changes nothing about the incident
+    ref = await live.trigger("huge form")
+    number = ref["number"]
+    before = incident_facts(await live.stack.client.get(number))
+    async with signed_in(live, "responder") as responder:
+        act = {"csrf": await csrf_of(responder, number), "action": "acknowledge"}
+        # (the form ignores fields it does not know, so only the size refuses this one)
+        huge = await responder.post(
+            f"/dashboard/incidents/{number}/act", data={**act, "padding": padding}
+        )
+        assert huge.status_code == 413
+        assert incident_facts(await live.stack.client.get(number)) == before
+        assert before["status"] == "triggered"
+        ok = await responder.post(f"/dashboard/incidents/{number}/act", data=act)
+        assert ok.status_code == 303
+    assert incident_facts(await live.stack.client.get(number))["status"] == "acknowledged"
 
 
 # ---------------------------------------------------------------------------- pure parts

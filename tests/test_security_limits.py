@@ -10,6 +10,7 @@ integrations) and measures the resident set size.
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -19,9 +20,9 @@ from temporalio.client import Client
 
 from starter.api.context import ApiOptions
 from tests.support_api import api_stack
+from tests.support_state import started_on
 
 MB = 1024 * 1024
-OVERSIZED = b'{"title": "' + b"x" * (5 * MB) + b'"}'
 BODIES: list[tuple[str, bytes, str]] = [
     ("deep nesting", b'{"details": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "application/json"),
     ("invalid UTF-8", b'{"title": "\xc3\x28\xa0\xa1"}', "application/json"),
@@ -60,12 +61,21 @@ def post_paths(openapi: dict[str, Any]) -> list[str]:
     return sorted(paths)
 
 
-def requests_for(paths: list[str], token: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+def oversized(service: str) -> bytes:
+    """5 MB that would open an incident on the create route but for its size: a valid body
+    padded with whitespace (JSON allows it between tokens), so only the limit refuses it."""
+    valid = json.dumps({"title": "x", "service": service, "dedup_key": "oversized"}).encode()
+    return valid[:-1] + b" " * (5 * MB) + valid[-1:]
+
+
+def requests_for(
+    paths: list[str], token: str, big: bytes
+) -> Iterator[tuple[str, str, dict[str, Any]]]:
     auth = {"Authorization": f"Bearer {token}"}
     for path in paths:
         json_headers = {**auth, "Content-Type": "application/json"}
-        yield "declared oversize", path, {"content": OVERSIZED, "headers": json_headers}
-        yield "streamed oversize", path, {"content": _chunks(OVERSIZED), "headers": json_headers}
+        yield "declared oversize", path, {"content": big, "headers": json_headers}
+        yield "streamed oversize", path, {"content": _chunks(big), "headers": json_headers}
         for case, body, content_type in BODIES:
             headers = {**auth, **({"Content-Type": content_type} if content_type else {})}
             yield case, path, {"content": body, "headers": headers}
@@ -76,10 +86,10 @@ async def _chunks(body: bytes) -> AsyncIterator[bytes]:
         yield body[start : start + 256 * 1024]
 
 
-async def _sweep(http: httpx.AsyncClient, paths: list[str], token: str) -> list[str]:
+async def _sweep(http: httpx.AsyncClient, paths: list[str], token: str, big: bytes) -> list[str]:
     """Send every hostile request once; return the ones not answered with a clear 4xx."""
     wrong: list[str] = []
-    for case, path, kwargs in requests_for(paths, token):
+    for case, path, kwargs in requests_for(paths, token, big):
         response = await http.post(path, **kwargs)
         if not 400 <= response.status_code < 500 or not response.content:
             wrong.append(f"{case} {path}: {response.status_code} {response.text[:120]}")
@@ -101,17 +111,20 @@ async def test_every_post_refuses_hostile_bodies_with_a_4xx_and_memory_stays_fla
         paths = post_paths(api.app.openapi())
         assert len(paths) >= 15  # create, every action, both integrations
         token = api.names.tokens["admin"]
+        big = oversized(api.names.service)
         process = psutil.Process()
 
-        assert await _sweep(api.http, paths, token) == []  # warm-up round, checked too
+        assert await _sweep(api.http, paths, token, big) == []  # warm-up round, checked too
         gc.collect()
         baseline = process.memory_info().rss
         sent = 0
         for _ in range(6):
-            assert await _sweep(api.http, paths, token) == []
+            assert await _sweep(api.http, paths, token, big) == []
             sent += len(paths) * (len(BODIES) + 2)
         gc.collect()
         grown = process.memory_info().rss - baseline
         assert sent > 1000
+        # refused means refused: no request, hostile body or not, started an incident workflow
+        assert await started_on(temporal_client, task_queue) == []
         # every round offered two 5 MB bodies per endpoint: hundreds of MB went by
         assert grown < 40 * MB, f"RSS grew {grown / MB:.1f} MB over {sent} hostile requests"
