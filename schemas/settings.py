@@ -7,7 +7,7 @@ the environment here, one YAML file there.
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TASK_QUEUE = "incidentflow"
@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     incidentflow_ack_link_ttl_seconds: float = Field(
         default=24 * 3600, gt=0, description="how long a page's acknowledge link works"
     )
+
+    @field_validator("incidentflow_link_secret", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``INCIDENTFLOW_LINK_SECRET=`` (compose's empty default) means no secret."""
+        return None if value == "" else value
 
     smtp_host: str = "localhost"
     smtp_port: int = 25
