@@ -105,6 +105,7 @@ class EventKind(StrEnum):
     REVIEW_REMINDER = "review_reminder"
     REVIEW_OVERDUE = "review_overdue"
     REVIEW_COMPLETED = "review_completed"
+    REVIEW_ATTENDEES_ADDED = "review_attendees_added"
     ACTION_ITEM_DUE = "action_item_due"
 
 

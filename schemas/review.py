@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.incident import IncidentSnapshot
 from schemas.policy import ReviewPolicy
@@ -20,6 +21,12 @@ RECORD_REVIEW = "record_review"
 SEND_REVIEW_INVITE = "send_review_invite"
 RECORD_ACTION_ITEMS = "record_action_items"
 OPEN_ACTION_ITEMS_DUE = "open_action_items_due"
+STORE_ACTION_ITEMS = "store_action_items"
+UPDATE_ACTION_ITEM = "update_action_item"
+
+#: ``workflow.patched`` ids of the review workflow's changed command sequences
+PATCH_TRACKED_ACTION_ITEMS = "tracked-action-items"
+PATCH_WAIVE_CANCELS_INVITE = "waive-cancels-invite"
 
 
 def review_workflow_id(number: str) -> str:
@@ -38,6 +45,14 @@ class ReviewStatus(StrEnum):
 
 
 DONE = (ReviewStatus.COMPLETED, ReviewStatus.WAIVED)
+
+
+class ActionItemStatus(StrEnum):
+    """Mirrors the ``action_items.status`` column."""
+
+    OPEN = "open"
+    DONE = "done"
+    CANCELLED = "cancelled"
 
 
 class ReviewStart(BaseModel):
@@ -67,11 +82,15 @@ class RescheduleInput(ReviewAction):
 
 
 class ActionItemInput(BaseModel):
+    """One action item. Its due instant (when the owner is reminded and it counts as
+    overdue) is ``due_at`` if given, else 09:00 of ``due_date`` in the review's zone."""
+
     model_config = ConfigDict(extra="forbid")
 
     owner: str = Field(min_length=1, max_length=200)
     title: str = Field(min_length=1, max_length=1000)
     due_date: date | None = None
+    due_at: AwareDatetime | None = None
 
 
 class CompleteReviewInput(ReviewAction):
@@ -80,6 +99,36 @@ class CompleteReviewInput(ReviewAction):
     what_went_well: list[str] = Field(default_factory=list)
     what_to_improve: list[str] = Field(default_factory=list)
     action_items: list[ActionItemInput] = Field(default_factory=list)
+
+
+class AddAttendeesInput(ReviewAction):
+    #: user names; the ones already invited are ignored
+    people: list[str] = Field(min_length=1, max_length=100)
+
+
+class AddActionItemInput(ReviewAction):
+    item: ActionItemInput
+
+
+class ActionItemChange(ReviewAction):
+    """Change one action item: any of status, owner and due (``clear_due`` drops the due
+    date). Done or cancelled stops its reminder; an item must be open to change owner/due."""
+
+    id: int = Field(ge=1)
+    status: ActionItemStatus | None = None
+    owner: str | None = Field(default=None, min_length=1, max_length=200)
+    due_date: date | None = None
+    due_at: AwareDatetime | None = None
+    clear_due: bool = False
+
+    def changes_plan(self) -> bool:
+        """Whether it changes the owner or the due instant (not only the status)."""
+        return (
+            self.owner is not None
+            or self.due_date is not None
+            or self.due_at is not None
+            or self.clear_due
+        )
 
 
 class WaiveInput(ReviewAction):
@@ -91,6 +140,35 @@ class WaiveInput(ReviewAction):
 
 
 # -- state --------------------------------------------------------------------------------
+
+
+class ActionItem(BaseModel):
+    """One ``action_items`` row."""
+
+    id: int
+    number: str
+    service: str | None = None
+    owner: str
+    title: str
+    due_date: date | None = None
+    #: when it is due: its reminder goes out then, and after it an open item is overdue
+    due_at: datetime | None = None
+    status: str = "open"
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    closed_at: datetime | None = None
+    updated_by: str | None = None
+
+
+def action_item_problem(item: ActionItem, change: ActionItemChange) -> str | None:
+    """Why ``change`` is not allowed on ``item`` now (a 409), or ``None``."""
+    reopened = change.status == ActionItemStatus.OPEN
+    if item.status != ActionItemStatus.OPEN and not reopened and change.changes_plan():
+        return (
+            f"action item {item.id} is {item.status}: reopen it (status open) to change "
+            "its owner or due date"
+        )
+    return None
 
 
 class ReviewCompletion(BaseModel):
@@ -123,8 +201,14 @@ class ReviewState(BaseModel):
     completion: ReviewCompletion | None = None
     waived_by: str | None = None
     waived_reason: str | None = None
-    #: due dates whose action-item reminder has not gone out yet
+    #: due dates whose action-item reminder has not gone out yet (reviews completed before
+    #: action items were tracked in state; see ``action_items``)
     action_item_reminders: list[date] = Field(default_factory=list)
+    #: the action items this workflow tracks, as last stored; kept up to date by the
+    #: ``update_action_item`` Update, so a done or cancelled item is never reminded
+    action_items: list[ActionItem] = Field(default_factory=list)
+    #: item id -> the due instant whose reminder went out
+    action_items_reminded: dict[int, datetime] = Field(default_factory=dict)
 
 
 # -- activities ---------------------------------------------------------------------------
@@ -159,6 +243,12 @@ class ReviewInviteInput(BaseModel):
     sequence: int = 0
     #: DTSTAMP: when this version of the invite was made (the event's time)
     stamp: datetime
+    #: REQUEST (invite, update) or CANCEL (the review was waived)
+    method: Literal["REQUEST", "CANCEL"] = "REQUEST"
+    #: who gets this mail (``None``: facilitator and attendees); the .ics lists everyone
+    recipients: list[str] | None = None
+    #: the timeline event kind the deliveries are logged under in ``notifications``
+    kind: str = "review_scheduled"
 
 
 class InviteResult(BaseModel):
@@ -175,22 +265,16 @@ class RecordActionItemsInput(BaseModel):
     items: list[ActionItemInput]
 
 
+class UpdateActionItemInput(BaseModel):
+    """``update_action_item``: the change, with the due instant already resolved."""
+
+    number: str
+    change: ActionItemChange
+
+
 class OpenActionItemsInput(BaseModel):
     number: str
     due_date: date
-
-
-class ActionItem(BaseModel):
-    """One ``action_items`` row."""
-
-    id: int
-    number: str
-    service: str | None = None
-    owner: str
-    title: str
-    due_date: date | None = None
-    status: str = "open"
-    created_at: datetime | None = None
 
 
 class ReviewRecord(BaseModel):

@@ -137,3 +137,17 @@ def action_item_reminder_at(due: date, review: ReviewPolicy) -> datetime:
 def reminder_due_dates(dues: Collection[date | None]) -> list[date]:
     """The distinct due dates of some action items, ascending (items without one skipped)."""
     return sorted({d for d in dues if d is not None})
+
+
+def action_item_due(
+    due_date: date | None, due_at: datetime | None, review: ReviewPolicy
+) -> tuple[date | None, datetime | None]:
+    """An action item's (local due date, due instant): an explicit instant wins (its date
+    read in the review zone); a bare date is due at 09:00 in the review zone."""
+    if due_at is not None:
+        _, zone = review_zone(review)
+        at = due_at.astimezone(UTC)
+        return at.astimezone(zone).date(), at
+    if due_date is not None:
+        return due_date, action_item_reminder_at(due_date, review)
+    return None, None

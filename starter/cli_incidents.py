@@ -520,94 +520,6 @@ def report(
             )
 
 
-# ---------------------------------------------------------------------------- review
-review_app = typer.Typer(help="The post-incident review of an incident.", no_args_is_help=True)
-
-
-@review_app.command("show")
-def review_show(
-    number: Number,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """The review: status, meeting, facilitator, action items, postmortem."""
-    number = _number(number)
-    with _session(url, token, as_json) as (api, out):
-        data = api.get(f"/incidents/{number}/review", number=number)
-        if as_json:
-            out.json(data)
-            return
-        for key in ("number", "status", "facilitator", "start", "scheduled_at", "owner"):
-            if data.get(key):
-                out.line(f"{key:<13}", str(data[key]))
-        if data.get("attendees"):
-            out.line(f"{'attendees':<13}", ", ".join(data["attendees"]))
-        items = data.get("action_items") or (data.get("completion") or {}).get("action_items")
-        if items:
-            out.table(
-                ["owner", "title", "due", "status"],
-                [
-                    [i.get("owner"), i.get("title"), i.get("due_date"), i.get("status")]
-                    for i in items
-                ],
-                title="Action items",
-            )
-        document = data.get("document")
-        if document:
-            out.console.print(document, markup=False, highlight=False)
-
-
-def _action_item(value: str) -> dict[str, Any]:
-    """``owner:title`` or ``owner:title@2026-05-01``."""
-    owner, sep, rest = value.partition(":")
-    if not sep or not owner.strip() or not rest.strip():
-        raise typer.BadParameter(
-            f"{value!r}: write owner:title or owner:title@YYYY-MM-DD", param_hint="--action-item"
-        )
-    title, _, due = (
-        rest.rpartition("@") if re.search(r"@\d{4}-\d{2}-\d{2}$", rest) else (rest, "", "")
-    )
-    item: dict[str, Any] = {"owner": owner.strip(), "title": title.strip()}
-    if due:
-        item["due_date"] = due
-    return item
-
-
-@review_app.command("complete")
-def review_complete(
-    number: Number,
-    summary: Annotated[str, typer.Option(help="What happened, in a few sentences.")],
-    factor: Annotated[
-        list[str] | None, typer.Option("--factor", help="Contributing factor (repeatable).")
-    ] = None,
-    went_well: Annotated[list[str] | None, typer.Option("--went-well", help="(repeatable)")] = None,
-    improve: Annotated[list[str] | None, typer.Option("--improve", help="(repeatable)")] = None,
-    action_item: Annotated[
-        list[str] | None,
-        typer.Option("--action-item", help="owner:title[@YYYY-MM-DD] (repeatable)."),
-    ] = None,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Complete the review with its action items; this closes the incident."""
-    number = _number(number)
-    body = {
-        "summary": summary,
-        "contributing_factors": factor or [],
-        "what_went_well": went_well or [],
-        "what_to_improve": improve or [],
-        "action_items": [_action_item(a) for a in action_item or []],
-    }
-    with _session(url, token, as_json) as (api, out):
-        data = api.post(f"/incidents/{number}/review/complete", body, number=number)
-        if as_json:
-            out.json(data)
-            return
-        out.ok(f"review of {number} completed ({len(body['action_items'])} action items)")
-
-
 # ---------------------------------------------------------------------------- register
 def register(app: typer.Typer) -> None:
     """Add the responder commands to ``app`` (called by ``starter.cli``)."""
@@ -636,4 +548,6 @@ def register(app: typer.Typer) -> None:
     app.command(rich_help_panel=panel)(show)
     app.command("list", rich_help_panel=panel)(list_incidents)
     app.command(rich_help_panel=panel)(report)
-    app.add_typer(review_app, name="review", rich_help_panel=panel)
+    from starter.cli_reviews import register as register_reviews
+
+    register_reviews(app, panel)

@@ -1,8 +1,9 @@
 """ReviewClient: the Python facade over post-incident review workflows (``review:<number>``).
 
 Live state and changes go through the workflow (query ``state``; Updates ``reschedule``,
-``complete``, ``waive``); the stored postmortem and the action items are read from
-PostgreSQL (``starter.review_queries``), so they stay readable after the workflow ends.
+``complete``, ``waive``, ``add_attendees``, ``add_action_item``, ``update_action_item``);
+the stored postmortem and the action items are read from PostgreSQL
+(``starter.review_queries``), so they stay readable after the workflow ends.
 
 ``waive`` is for admins only. The workflow cannot see API token scopes, so the caller
 states ``admin=True`` after checking them (the HTTP API: the token's ``admin`` scope); the
@@ -14,12 +15,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle, WorkflowHistory, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowHistory,
+    WorkflowUpdateFailedError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from schemas.review import (
     ActionItem,
+    ActionItemChange,
+    ActionItemInput,
+    AddActionItemInput,
+    AddAttendeesInput,
     CompleteReviewInput,
     RescheduleInput,
     ReviewRecord,
@@ -40,6 +51,21 @@ from workflows.review import PostIncidentReviewWorkflow
 
 class NotAllowed(IncidentError):
     """The caller lacks the right to do this (HTTP 403): e.g. waiving without admin."""
+
+
+class ReviewFinished(IncidentError):
+    """The review workflow has finished, so it takes no more Updates (its last state is
+    still readable)."""
+
+
+#: ApplicationError types the review workflow raises, and what each means to a caller
+_REJECTIONS: dict[str, type[IncidentError]] = {
+    "Forbidden": NotAllowed,
+    "ReviewClosed": ActionRejected,
+    "ActionItemClosed": ActionRejected,
+    "ActionItemExists": ActionRejected,
+    "ActionItemNotFound": IncidentNotFound,
+}
 
 
 class ReviewClient:
@@ -78,26 +104,64 @@ class ReviewClient:
             WaiveInput(actor=actor, reason=reason, admin=admin),
         )
 
+    async def add_attendees(self, number: str, actor: str, people: list[str]) -> ReviewState:
+        return await self._update(
+            number,
+            PostIncidentReviewWorkflow.add_attendees,
+            AddAttendeesInput(actor=actor, people=people),
+        )
+
+    async def add_action_item(self, number: str, actor: str, item: ActionItemInput) -> ActionItem:
+        """A new tracked action item (its id comes from the ``action_items`` row)."""
+        result: ActionItem = await self._update(
+            number,
+            PostIncidentReviewWorkflow.add_action_item,
+            AddActionItemInput(actor=actor, item=item),
+            result_type=ActionItem,
+        )
+        return result
+
+    async def update_action_item(self, number: str, change: ActionItemChange) -> ActionItem:
+        """Done, cancelled, reopened, reassigned or re-dated, through the workflow, which
+        stops (or re-plans) the item's reminder. Raises :class:`ReviewFinished` when the
+        workflow no longer runs."""
+        result: ActionItem = await self._update(
+            number,
+            PostIncidentReviewWorkflow.update_action_item,
+            change,
+            result_type=ActionItem,
+        )
+        return result
+
+    async def running(self, number: str) -> bool | None:
+        """Whether the review workflow runs; ``None`` when there is none."""
+        try:
+            description = await self.handle(number).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise _rpc_error(err, number) from err
+        return description.status == WorkflowExecutionStatus.RUNNING
+
     async def history(self, number: str) -> WorkflowHistory:
         return await self.handle(number).fetch_history()
 
-    async def _update(self, number: str, update: Any, arg: Any) -> ReviewState:
+    async def _update(
+        self, number: str, update: Any, arg: Any, *, result_type: type = ReviewState
+    ) -> Any:
         try:
-            state: ReviewState = await self.handle(number).execute_update(
-                update, arg, result_type=ReviewState
-            )
+            return await self.handle(number).execute_update(update, arg, result_type=result_type)
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
             kind = cause.type if isinstance(cause, ApplicationError) else None
-            if kind == "Forbidden":
-                raise NotAllowed(message) from err
-            if kind == "ReviewClosed":
-                raise ActionRejected(message) from err
-            raise InvalidAction(message) from err
+            raise _REJECTIONS.get(kind or "", InvalidAction)(message) from err
         except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND and await self.running(number) is False:
+                raise ReviewFinished(
+                    f"the review workflow of {number} has finished and takes no more changes"
+                ) from err
             raise _rpc_error(err, number) from err
-        return state
 
     # ------------------------------------------------------------------ PostgreSQL
     async def record(self, number: str) -> ReviewRecord:

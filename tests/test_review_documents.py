@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Calendar
 
-from activities.reviews.calendar import Person, build_invite, review_uid
+from schemas.review_calendar import Person, build_invite, review_uid
 from activities.reviews.rendering import PostmortemRenderer, incident_metrics
 from schemas.enums import EventKind
 from schemas.incident import TimelineEvent

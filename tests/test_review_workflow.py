@@ -12,17 +12,24 @@ from zoneinfo import ZoneInfo
 import pytest
 from temporalio.client import Client
 
-from activities.reviews.calendar import review_uid
 from schemas.business_days import business_days_between, holiday_dates, is_business_day
 from schemas.durations import format_duration
 from schemas.enums import Severity, Status
-from schemas.review import ActionItemInput, CompleteReviewInput, ReviewStatus
+from schemas.review import (
+    ActionItemChange,
+    ActionItemInput,
+    ActionItemStatus,
+    CompleteReviewInput,
+    ReviewStatus,
+)
+from schemas.review_calendar import review_uid
 from schemas.review_schedule import review_start
 from starter.errors import ActionRejected, IncidentNotFound, InvalidAction
 from starter.reviews_client import NotAllowed
 from tests.conftest import wait_for
 from tests.support_receivers import SmtpServer, smtp_server_fixture  # noqa: F401
 from tests.support_reviews import (
+    Invite,
     ReviewStack,
     email_of,
     invites,
@@ -219,7 +226,13 @@ async def test_complete_closes_incident_and_tracks_action_items(
         )
         assert state.status == ReviewStatus.COMPLETED
         assert state.incident.status == Status.CLOSED and state.incident.closed_at is not None
-        assert state.action_item_reminders[-1] == later
+        # tracked in the workflow's state: due at 09:00 Berlin on their dates
+        assert not state.action_item_reminders
+        tracked = [(i.owner, i.due_date, i.due_at, i.status) for i in state.action_items]
+        assert tracked == [
+            ("bob", yesterday, datetime(*yesterday.timetuple()[:3], 9, tzinfo=BERLIN), "open"),
+            ("carol", later, datetime(*later.timetuple()[:3], 9, tzinfo=BERLIN), "open"),
+        ]
 
         (ticket,) = await rs.rows(
             "SELECT status, closed_at, last_seq FROM incidents WHERE number = %s", number
@@ -294,11 +307,12 @@ async def test_complete_closes_incident_and_tracks_action_items(
         assert not [
             i for i in await rs.reviews.open_action_items(service="billing") if i.number == number
         ]
-        await rs.rows(
-            "UPDATE action_items SET status = 'done' WHERE number = %s AND owner = 'bob' "
-            "RETURNING id",
-            number,
+        bob_item = state.action_items[0]
+        done_item = await rs.reviews.update_action_item(
+            number, ActionItemChange(actor="bob", id=bob_item.id, status=ActionItemStatus.DONE)
         )
+        assert done_item.status == "done" and done_item.closed_at is not None
+        assert done_item.updated_by == "bob"
         listed = [
             i for i in await rs.reviews.open_action_items(service="checkout") if i.number == number
         ]
@@ -308,7 +322,7 @@ async def test_complete_closes_incident_and_tracks_action_items(
             await rs.reviews.complete(number, CompleteReviewInput(actor="alice", summary="again"))
         with pytest.raises(ActionRejected):
             await rs.reviews.waive(number, "dave", "no", admin=True)
-        await record_review_history(temporal_client, number, "review_completed")
+        await record_review_history(temporal_client, number, "review_completed_tracked")
 
 
 async def test_waive_needs_admin_and_closes_without_review(
@@ -336,11 +350,29 @@ async def test_waive_needs_admin_and_closes_without_review(
         assert closed["details"]["reason"] == "review waived: duplicate of INC-1"
         assert not await rs.events(number, "review_completed")
 
+        # the meeting leaves every calendar: same UID, higher SEQUENCE, METHOD:CANCEL
+        def cancellations() -> list[Invite]:
+            return [
+                i
+                for i in invites(smtp_server.sink.messages)
+                if str(i.calendar["METHOD"]) == "CANCEL"
+            ]
+
+        await wait_for(lambda: len(cancellations()) >= len(PEOPLE), message="cancellations")
+        assert {i.to for i in cancellations()} == {email_of(p) for p in PEOPLE}
+        for invite in cancellations():
+            assert str(invite.event["UID"]) == review_uid(number)
+            assert invite.sequence == 1 and str(invite.event["STATUS"]) == "CANCELLED"
+            assert str(invite.message["Subject"]).startswith("Cancelled:")
+        sent = await rs.notified(number, "closed")
+        assert {r["recipient"] for r in sent if r["channel"] == "email"} >= PEOPLE
+
         with pytest.raises(ActionRejected, match="waived"):
             await rs.reviews.reschedule(number, datetime.now(UTC) + timedelta(hours=1), "bob")
         # the workflow has finished: nothing left to wait for
         handle = temporal_client.get_workflow_handle(f"review:{number}")
         await asyncio.wait_for(handle.result(), timeout=10)
+        await record_review_history(temporal_client, number, "review_waived_cancelled")
 
 
 async def test_severity_without_review_closes_without_one(

@@ -117,6 +117,8 @@ def activities_for(
         reviews.send_review_invite,
         reviews.record_action_items,
         reviews.open_action_items_due,
+        reviews.store_action_items,
+        reviews.update_action_item,
     ]
 
 

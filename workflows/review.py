@@ -8,9 +8,14 @@ calendar invite, then sleeps on durable timers until a reminder or the overdue i
 due, or an Update (``reschedule``, ``complete``, ``waive``) changes the plan. Every instant
 is absolute and recomputed after each wake-up, so a reschedule re-times everything.
 
-After the review is done, the workflow stays only as long as action items have a due-date
-reminder ahead (one timer per due date; each reminder re-reads the item's status, so items
-closed meanwhile are not nagged). The reminders live here rather than in a workflow per
+After the review is done, the workflow stays as long as one of its action items is open.
+It tracks them in its state: ``add_action_item`` adds one, ``update_action_item`` marks one
+done, cancelled or reopened, reassigns it or moves its due instant (the row is written by an
+activity the Update runs, so PostgreSQL and the workflow agree), and each open item's
+reminder is a durable timer at its due instant, re-planned on every change. A done or
+cancelled item is thus never reminded, with nothing polling the table. (Reviews completed
+before items were tracked, ``PATCH_TRACKED_ACTION_ITEMS``, keep their one timer per due
+date that re-reads the table.) The reminders live here rather than in a workflow per
 item because the review owns the incident's timeline from the hand-over on: every event it
 adds continues the incident's sequence numbers (the idempotency key of tickets and
 notifications), and one owner of that counter keeps the numbers unique.
@@ -40,10 +45,19 @@ with workflow.unsafe.imports_passed_through():
     from schemas.review import (
         DONE,
         OPEN_ACTION_ITEMS_DUE,
+        PATCH_TRACKED_ACTION_ITEMS,
+        PATCH_WAIVE_CANCELS_INVITE,
         RECORD_ACTION_ITEMS,
         RECORD_REVIEW,
         SEND_REVIEW_INVITE,
+        STORE_ACTION_ITEMS,
+        UPDATE_ACTION_ITEM,
         ActionItem,
+        ActionItemChange,
+        ActionItemInput,
+        ActionItemStatus,
+        AddActionItemInput,
+        AddAttendeesInput,
         CompleteReviewInput,
         InviteResult,
         OpenActionItemsInput,
@@ -55,9 +69,12 @@ with workflow.unsafe.imports_passed_through():
         ReviewStart,
         ReviewState,
         ReviewStatus,
+        UpdateActionItemInput,
         WaiveInput,
+        action_item_problem,
     )
     from schemas.review_schedule import (
+        action_item_due,
         action_item_reminder_at,
         plan_review,
         reminder_due_dates,
@@ -80,6 +97,8 @@ STORE_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
 )
+#: how far ahead a meeting may be moved
+RESCHEDULE_HORIZON = timedelta(days=366)
 SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -119,6 +138,8 @@ class PostIncidentReviewWorkflow:
         self._ops = asyncio.Lock()
         #: ticket writes in order, so the incident row's ``last_seq`` only moves forward
         self._writes = asyncio.Lock()
+        #: one action-item change (or reminder round) at a time
+        self._items = asyncio.Lock()
         self._notifications: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ main loop
@@ -146,7 +167,8 @@ class PostIncidentReviewWorkflow:
                     pass
             await self._fire_due()
 
-        await self._remind_action_items()
+        await self._remind_action_items()  # only reviews completed before items were tracked
+        await self._track_action_items()
         await workflow.wait_condition(workflow.all_handlers_finished)
         await workflow.wait_condition(lambda: not self._notifications)
         return self.s
@@ -218,7 +240,16 @@ class PostIncidentReviewWorkflow:
         await self._send_invite(event)
         self._wake += 1
 
-    async def _send_invite(self, event: TimelineEvent) -> None:
+    async def _send_invite(
+        self,
+        event: TimelineEvent,
+        *,
+        method: str = "REQUEST",
+        recipients: list[str] | None = None,
+    ) -> None:
+        """Mail the .ics (to ``recipients``, default everyone); people without an email
+        address hear the same news through ``notify`` (not for a cancellation: the
+        ``closed`` notification already says it)."""
         assert self.s.start is not None and self.s.end is not None
         inc = self.s.incident
         invite = ReviewInviteInput(
@@ -234,6 +265,9 @@ class PostIncidentReviewWorkflow:
             attendees=self.s.attendees,
             sequence=self.s.sequence,
             stamp=event.at,
+            method="CANCEL" if method == "CANCEL" else "REQUEST",
+            recipients=recipients,
+            kind=event.kind.value,
         )
         try:
             result = await workflow.execute_activity(
@@ -248,7 +282,7 @@ class PostIncidentReviewWorkflow:
             return
         for reason in result.failed:
             await self._failed(event, [], reason)
-        if result.without_email:
+        if result.without_email and method != "CANCEL":
             # no calendar for them: the same news through their other channels
             self._notify(event, _users(*result.without_email))
 
@@ -269,6 +303,11 @@ class PostIncidentReviewWorkflow:
             raise ValueError(
                 f"cannot reschedule the review of {self.s.number} to {a.at.isoformat()}: "
                 "that is not in the future"
+            )
+        if a.at > workflow.now() + RESCHEDULE_HORIZON:
+            raise ValueError(
+                f"cannot reschedule the review of {self.s.number} to {a.at.isoformat()}: "
+                f"that is more than {RESCHEDULE_HORIZON.days} days ahead"
             )
 
     @workflow.update
@@ -298,18 +337,23 @@ class PostIncidentReviewWorkflow:
                 status=ReviewStatus.COMPLETED,
             )
             inc = self.s.incident
-            if done.action_items:
-                await workflow.execute_activity(
-                    RECORD_ACTION_ITEMS,
-                    RecordActionItemsInput(
-                        number=inc.number, service=inc.service, items=done.action_items
-                    ),
-                    start_to_close_timeout=timedelta(seconds=30),
-                    retry_policy=STORE_RETRY,
+            if workflow.patched(PATCH_TRACKED_ACTION_ITEMS):
+                if done.action_items:
+                    async with self._items:
+                        await self._store_items(done.action_items)
+            else:
+                if done.action_items:
+                    await workflow.execute_activity(
+                        RECORD_ACTION_ITEMS,
+                        RecordActionItemsInput(
+                            number=inc.number, service=inc.service, items=done.action_items
+                        ),
+                        start_to_close_timeout=timedelta(seconds=30),
+                        retry_policy=STORE_RETRY,
+                    )
+                self.s.action_item_reminders = reminder_due_dates(
+                    [item.due_date for item in done.action_items]
                 )
-            self.s.action_item_reminders = reminder_due_dates(
-                [item.due_date for item in done.action_items]
-            )
             owners = [item.owner for item in done.action_items]
             self._notify(
                 completed, _users(self.s.facilitator, *self.s.attendees, *owners, self.s.owner)
@@ -345,6 +389,10 @@ class PostIncidentReviewWorkflow:
                 reason=f"review waived: {w.reason}",
                 status=ReviewStatus.WAIVED,
             )
+            if workflow.patched(PATCH_WAIVE_CANCELS_INVITE) and self.s.start is not None:
+                # the meeting leaves the calendars: same UID, higher SEQUENCE, METHOD:CANCEL
+                self.s.sequence += 1
+                await self._send_invite(closed, method="CANCEL")
             self._notify(closed, _users(self.s.facilitator, *self.s.attendees, self.s.owner))
             self._wake += 1
         return self.s
@@ -360,6 +408,108 @@ class PostIncidentReviewWorkflow:
             )
         if not w.reason.strip():
             raise ValueError("a reason is required to waive a review")
+
+    @workflow.update
+    async def add_attendees(self, a: AddAttendeesInput) -> ReviewState:
+        """Invite more people: they get the invite (same UID and SEQUENCE, every attendee
+        listed); the ones invited before keep theirs."""
+        async with self._ops:
+            self._guard("add attendees to")
+            known = {self.s.facilitator, *self.s.attendees}
+            new = [p for p in dict.fromkeys(n.strip() for n in a.people) if p not in known]
+            if not new:
+                return self.s
+            self.s.attendees.extend(new)
+            event = self._append(
+                EventKind.REVIEW_ATTENDEES_ADDED,
+                a.actor,
+                {"added": new, "attendees": list(self.s.attendees)},
+            )
+            await self._record([event])
+            await self._record_review()
+            if self.s.start is not None:
+                await self._send_invite(event, recipients=new)
+        return self.s
+
+    @add_attendees.validator
+    def _v_add_attendees(self, a: AddAttendeesInput) -> None:
+        self._check("add attendees to", a.actor)
+        if any(not p.strip() for p in a.people):
+            raise ValueError("attendee names must not be empty")
+
+    @workflow.update
+    async def add_action_item(self, a: AddActionItemInput) -> ActionItem:
+        """A new action item, tracked (and reminded) like the ones of ``complete``."""
+        async with self._items:
+            self._guard_items()
+            (stored,) = await self._store_items([a.item])
+        return stored
+
+    @add_action_item.validator
+    def _v_add_action_item(self, a: AddActionItemInput) -> None:
+        if not a.actor.strip():
+            raise ValueError("actor is required")
+        self._guard_items()
+        if not a.item.owner.strip() or not a.item.title.strip():
+            raise ValueError("an action item needs an owner and a title")
+        key = (a.item.title.strip(), a.item.owner.strip())
+        for item in self.s.action_items:
+            if (item.title, item.owner) == key:
+                raise ApplicationError(
+                    f"action item {item.id} ({item.title!r} for {item.owner}) already exists; "
+                    "change it instead",
+                    type="ActionItemExists",
+                )
+
+    @workflow.update
+    async def update_action_item(self, c: ActionItemChange) -> ActionItem:
+        """Mark an item done, cancelled or open again, reassign it or move its due instant.
+
+        The row is written by an activity; the tracked copy is replaced by the row it
+        returns and the reminder timers are re-planned (a closed item has none)."""
+        async with self._items:
+            tracked = self._tracked(c.id)
+            if tracked is not None:
+                problem = action_item_problem(tracked, c)
+                if problem:
+                    raise ApplicationError(problem, type="ActionItemClosed")
+            if c.due_date is not None or c.due_at is not None:
+                due_date, due_at = action_item_due(c.due_date, c.due_at, self.review)
+                c = c.model_copy(update={"due_date": due_date, "due_at": due_at})
+            try:
+                row = await workflow.execute_activity(
+                    UPDATE_ACTION_ITEM,
+                    UpdateActionItemInput(number=self.s.number, change=c),
+                    result_type=ActionItem,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=STORE_RETRY,
+                )
+            except ActivityError as err:
+                cause = err.cause
+                if isinstance(cause, ApplicationError) and cause.type == "ActionItemNotFound":
+                    raise ApplicationError(cause.message, type="ActionItemNotFound") from err
+                raise
+            self._track(row)
+        return row
+
+    @update_action_item.validator
+    def _v_update_action_item(self, c: ActionItemChange) -> None:
+        if not c.actor.strip():
+            raise ValueError("actor is required")
+        if c.status is None and not c.changes_plan():
+            raise ValueError("nothing to change: give a status, an owner or a due date")
+        tracked = self._tracked(c.id)
+        if tracked is not None:
+            problem = action_item_problem(tracked, c)
+            if problem:
+                raise ApplicationError(problem, type="ActionItemClosed")
+
+    def _guard_items(self) -> None:
+        if self.s.status == ReviewStatus.WAIVED:
+            raise ApplicationError(
+                f"cannot add an action item to the review of {self.s.number}: it is waived",
+                type="ReviewClosed",
+            )
 
     def _check(self, action: str, actor: str) -> None:
         if not actor.strip():
@@ -429,6 +579,84 @@ class PostIncidentReviewWorkflow:
                     {
                         "owner": owner,
                         "due": due.isoformat(),
+                        "items": [item.title for item in owned],
+                        "ids": [item.id for item in owned],
+                    },
+                )
+                await self._record([event])
+                self._notify(event, [_user(owner)])
+
+    def _tracked(self, item_id: int) -> ActionItem | None:
+        return next((i for i in self.s.action_items if i.id == item_id), None)
+
+    def _track(self, row: ActionItem) -> None:
+        """Replace (or add) the tracked copy of ``row`` and re-plan the reminders."""
+        self.s.action_items = [i for i in self.s.action_items if i.id != row.id] + [row]
+        self.s.action_items.sort(key=lambda i: i.id)
+        self._wake += 1
+
+    async def _store_items(self, items: list[ActionItemInput]) -> list[ActionItem]:
+        """Upsert ``items`` (due instants resolved in the review zone) and track them.
+        Caller holds ``_items``."""
+        resolved = []
+        for item in items:
+            due_date, due_at = action_item_due(item.due_date, item.due_at, self.review)
+            resolved.append(item.model_copy(update={"due_date": due_date, "due_at": due_at}))
+        inc = self.s.incident
+        rows = await workflow.execute_activity(
+            STORE_ACTION_ITEMS,
+            RecordActionItemsInput(number=inc.number, service=inc.service, items=resolved),
+            result_type=list[ActionItem],
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=STORE_RETRY,
+        )
+        for row in rows:
+            self._track(row)
+        return rows
+
+    def _item_reminder_due(self, item: ActionItem) -> datetime | None:
+        """When ``item``'s reminder is due, or ``None`` (closed, undated, already sent)."""
+        if item.status != ActionItemStatus.OPEN or item.due_at is None:
+            return None
+        if self.s.action_items_reminded.get(item.id) == item.due_at:
+            return None
+        return item.due_at
+
+    async def _track_action_items(self) -> None:
+        """While any tracked item is open: sleep until the next reminder or a change."""
+        while any(i.status == ActionItemStatus.OPEN for i in self.s.action_items):
+            seen = self._wake
+            dues = [d for d in map(self._item_reminder_due, self.s.action_items) if d]
+            timeout = max(0.0, (min(dues) - workflow.now()).total_seconds()) if dues else None
+            if timeout is None or timeout > 0:
+                try:
+                    await workflow.wait_condition(
+                        lambda seen=seen: self._wake != seen,  # type: ignore[misc]
+                        timeout=timeout,
+                    )
+                except TimeoutError:
+                    pass
+            await self._send_item_reminders()
+
+    async def _send_item_reminders(self) -> None:
+        """One ``action_item_due`` event per owner and due instant reached."""
+        async with self._items:
+            now = workflow.now()
+            by_owner: dict[tuple[str, datetime], list[ActionItem]] = {}
+            for item in self.s.action_items:
+                due = self._item_reminder_due(item)
+                if due is not None and due <= now:
+                    by_owner.setdefault((item.owner, due), []).append(item)
+            for (owner, due), owned in sorted(by_owner.items()):
+                for item in owned:
+                    self.s.action_items_reminded[item.id] = due
+                event = self._append(
+                    EventKind.ACTION_ITEM_DUE,
+                    SYSTEM,
+                    {
+                        "owner": owner,
+                        "due": (owned[0].due_date or due.date()).isoformat(),
+                        "due_at": due.isoformat(),
                         "items": [item.title for item in owned],
                         "ids": [item.id for item in owned],
                     },

@@ -7,8 +7,11 @@ the ``action_items`` rows. All idempotent, so Temporal may retry any of them.
   keyed ``{number}:{seq}:invite:{user}:email`` in the ``notifications`` table and claimed
   before sending, exactly as ``notify`` does, so retries never send an invite twice while a
   reschedule (a new ``seq``) sends the updated one.
-- ``record_action_items`` upserts by ``(number, title, owner)``;
-  ``open_action_items_due`` reads which items of a due date are still open.
+- ``store_action_items`` upserts by ``(number, title, owner)`` and returns the rows (with
+  their ids) for the workflow to track; ``update_action_item`` changes one row (status,
+  owner, due) on the workflow's behalf, so every write of a tracked item goes through it.
+- ``record_action_items`` and ``open_action_items_due``: the same for reviews completed
+  before the workflow tracked its items (their reminders re-read the table).
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from temporalio.exceptions import ApplicationError
 
 from activities.notifications.channels.email import parse_address, send_message
 from activities.notifications.errors import DeliveryError
-from activities.reviews.calendar import Person, build_invite
 from activities.reviews.invite import build_invite_email, invite_subject
 from activities.reviews.rendering import PostmortemRenderer, local_time
 from schemas.enums import EventKind
@@ -38,6 +40,8 @@ from schemas.review import (
     RECORD_ACTION_ITEMS,
     RECORD_REVIEW,
     SEND_REVIEW_INVITE,
+    STORE_ACTION_ITEMS,
+    UPDATE_ACTION_ITEM,
     ActionItem,
     InviteResult,
     OpenActionItemsInput,
@@ -45,7 +49,9 @@ from schemas.review import (
     RecordReviewInput,
     ReviewInviteInput,
     ReviewStatus,
+    UpdateActionItemInput,
 )
+from schemas.review_calendar import Person, build_invite
 from schemas.settings import Settings
 
 #: attempts of ``record_review`` that wait for the incident's last ticket write before the
@@ -85,8 +91,41 @@ ON CONFLICT (number, title, owner) DO UPDATE SET
     updated_at = now()
 """
 
-_OPEN_DUE = """
-SELECT id, number, service, owner, title, due_date, status, created_at
+_ITEM_COLUMNS = (
+    "id, number, service, owner, title, due_date, due_at, status, created_at, updated_at, "
+    "closed_at, updated_by"
+)
+
+_STORE_ACTION_ITEM = f"""
+INSERT INTO action_items (number, service, owner, title, due_date, due_at, updated_by)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (number, title, owner) DO UPDATE SET
+    service = EXCLUDED.service,
+    due_date = EXCLUDED.due_date,
+    due_at = EXCLUDED.due_at,
+    updated_at = now()
+RETURNING {_ITEM_COLUMNS}
+"""
+
+# closed_at is set when the item leaves 'open' and cleared when it is reopened
+_UPDATE_ACTION_ITEM = f"""
+UPDATE action_items SET
+    status = COALESCE(%(status)s, status),
+    owner = COALESCE(%(owner)s, owner),
+    due_date = CASE WHEN %(set_due)s THEN %(due_date)s ELSE due_date END,
+    due_at = CASE WHEN %(set_due)s THEN %(due_at)s ELSE due_at END,
+    closed_at = CASE
+        WHEN %(status)s IS NULL OR %(status)s = status THEN closed_at
+        WHEN %(status)s = 'open' THEN NULL
+        ELSE now() END,
+    updated_by = %(actor)s,
+    updated_at = now()
+ WHERE id = %(id)s AND number = %(number)s
+RETURNING {_ITEM_COLUMNS}
+"""
+
+_OPEN_DUE = f"""
+SELECT {_ITEM_COLUMNS}
   FROM action_items
  WHERE number = %s AND due_date = %s AND status = 'open'
  ORDER BY id
@@ -200,19 +239,21 @@ class ReviewActivities:
         ics = build_invite(data, organizer=organizer, attendees=people, link=link)
         local_start = local_time(data.start, data.zone)
         subject = invite_subject(data, local_start)
+        cancelled = "CANCELLED: the review was waived.\n" if data.method == "CANCEL" else ""
         text = (
-            f"Post-incident review of {data.number}: {' '.join(data.title.split())}\n"
+            f"{cancelled}Post-incident review of {data.number}: {' '.join(data.title.split())}\n"
             f"When: {local_start} ({data.start.astimezone(UTC):%Y-%m-%d %H:%M} UTC)\n"
             f"Facilitator: {data.facilitator or 'to be decided'}\n"
             f"Attendees: {', '.join(p.name for p in people)}\n\n"
             f"Postmortem draft and timeline: {link}\n"
         )
+        to = people if data.recipients is None else [p for p in people if p.name in data.recipients]
         outcomes = await asyncio.gather(
-            *(self._invite(data, person, ics, subject, text) for person in people),
+            *(self._invite(data, person, ics, subject, text) for person in to),
             return_exceptions=True,
         )
         retry: list[str] = []
-        for person, outcome in zip(people, outcomes, strict=True):
+        for person, outcome in zip(to, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 raise outcome  # e.g. the database went away: retry the whole activity
             status, reason = outcome
@@ -245,7 +286,7 @@ class ReviewActivities:
                     key,
                     data.number,
                     data.seq,
-                    EventKind.REVIEW_SCHEDULED.value,
+                    data.kind,
                     f"user:{person.name}",
                     person.name,
                     person.email,
@@ -289,6 +330,57 @@ class ReviewActivities:
         ]
         async with self._pool.connection() as conn, conn.cursor() as cur:
             await cur.executemany(_UPSERT_ACTION_ITEM, rows)
+
+    @activity.defn(name=STORE_ACTION_ITEMS)
+    async def store_action_items(self, data: RecordActionItemsInput) -> list[ActionItem]:
+        """Upsert the items (due date and instant as the workflow resolved them)."""
+        stored: list[ActionItem] = []
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            for item in data.items:
+                await cur.execute(
+                    _STORE_ACTION_ITEM,
+                    (
+                        data.number,
+                        data.service,
+                        item.owner.strip(),
+                        item.title.strip(),
+                        item.due_date,
+                        item.due_at,
+                        None,
+                    ),
+                )
+                row = await cur.fetchone()
+                assert row is not None
+                stored.append(ActionItem.model_validate(row))
+        return stored
+
+    @activity.defn(name=UPDATE_ACTION_ITEM)
+    async def update_action_item(self, data: UpdateActionItemInput) -> ActionItem:
+        change = data.change
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                _UPDATE_ACTION_ITEM,
+                {
+                    "id": change.id,
+                    "number": data.number,
+                    "status": change.status.value if change.status else None,
+                    "owner": change.owner.strip() if change.owner else None,
+                    "set_due": change.clear_due or change.due_at is not None,
+                    "due_date": change.due_date,
+                    "due_at": change.due_at,
+                    "actor": change.actor,
+                },
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise ApplicationError(
+                f"no action item {change.id} in the review of {data.number}",
+                type="ActionItemNotFound",
+                non_retryable=True,
+            )
+        return ActionItem.model_validate(row)
 
     @activity.defn(name=OPEN_ACTION_ITEMS_DUE)
     async def open_action_items_due(self, data: OpenActionItemsInput) -> list[ActionItem]:

@@ -19,7 +19,10 @@ TIMEOUT = 30.0
 
 
 def invite_subject(invite: ReviewInviteInput, local_start: str) -> str:
-    verb = "Updated invitation" if invite.sequence else "Invitation"
+    if invite.method == "CANCEL":
+        verb = "Cancelled"
+    else:
+        verb = "Updated invitation" if invite.sequence else "Invitation"
     title = " ".join(invite.title.split())
     return f"{verb}: post-incident review of {invite.number} {title} @ {local_start}"
 
@@ -48,6 +51,6 @@ def build_invite_email(
         maintype="text",
         subtype="calendar",
         filename="invite.ics",
-        params={"method": "REQUEST", "charset": "utf-8"},
+        params={"method": invite.method, "charset": "utf-8"},
     )
     return mail

@@ -20,11 +20,13 @@ from temporalio.client import Client
 from schemas.policy import Policy
 from schemas.settings import Settings
 from starter.api import (
+    action_items,
     incidents,
     integrations_alertmanager,
     integrations_pagerduty,
     ops,
     reports,
+    reviews,
 )
 from starter.api.context import ApiContext, ApiOptions
 from starter.api.errors import install_error_handlers
@@ -103,6 +105,8 @@ def create_app(
     app.state.settings = settings
     app.state.policy = policy
     for module in (ops, incidents, reports, integrations_alertmanager, integrations_pagerduty):
+        app.include_router(module.router)
+    for module in (reviews, action_items):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(

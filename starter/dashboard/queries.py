@@ -141,22 +141,3 @@ async def weekly_times(
         await cur.execute(_WEEKLY, {"since": since, "until": until, "service": service})
         rows = await cur.fetchall()
     return [WeekTimes.model_validate(r) for r in rows]
-
-
-_REVIEW = """
-SELECT r.status, r.facilitator, r.attendees, r.scheduled_at, r.document, r.summary,
-       r.completed_at,
-       COALESCE((SELECT jsonb_agg(jsonb_build_object(
-                    'owner', a.owner, 'title', a.title, 'due_date', a.due_date,
-                    'status', a.status) ORDER BY a.id)
-                   FROM action_items a WHERE a.number = r.number), '[]'::jsonb) AS action_items
-  FROM reviews r WHERE r.number = %s
-"""
-
-
-async def review(pool: Pool, number: str) -> dict[str, Any] | None:
-    """The post-incident review of an incident and its action items, once scheduled."""
-    async with pool.connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(_REVIEW, (number,))
-        return await cur.fetchone()

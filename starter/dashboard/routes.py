@@ -363,7 +363,7 @@ def _clocks(snapshot: IncidentSnapshot) -> list[dict[str, Any]]:
 
 
 def _incident_values(
-    request: Request, snapshot: IncidentSnapshot, user: SessionUser, review: dict[str, Any] | None
+    request: Request, snapshot: IncidentSnapshot, user: SessionUser, review: Any
 ) -> dict[str, Any]:
     ctx = _ctx(request)
     notes = [e for e in snapshot.timeline if e.kind == EventKind.NOTE_ADDED]
@@ -621,12 +621,9 @@ def _router(dash: Dashboard) -> APIRouter:
             raise IncidentNotFound(f"no incident {number}")
         ctx = _ctx(request)
         snapshot = await _load(ctx, number)
-        review = None
-        if ctx.pool is not None:
-            try:
-                review = await queries.review(ctx.pool, number)
-            except DB_DOWN:
-                review = None
+        from starter.dashboard.reviews import review_view
+
+        review = await review_view(ctx, number)
         values = _incident_values(request, snapshot, user, review)
         return _render(
             dash, request, template, user, status=status, error=error, done=done, **values
@@ -700,6 +697,9 @@ def _router(dash: Dashboard) -> APIRouter:
         known = sorted({s.name for s in ctx.policy.services})
         return _render(dash, request, "reports.html", user, services=known, **values)
 
+    from starter.dashboard.reviews import add_review_routes
+
+    add_review_routes(router, dash, guarded)
     return router
 
 

@@ -1,9 +1,11 @@
-"""The review meeting as an iCalendar (RFC 5545) invitation, built with ``icalendar``.
+"""The review meeting as an iCalendar (RFC 5545) invitation, built with ``icalendar``: the
+mailed invite (``activities.reviews``) and the API's ``invite.ics`` are the same bytes.
 
-One UID per review (``review-<number>@incidentflow``) and a SEQUENCE that grows with each
-reschedule: calendar clients then update the event they already have instead of adding a
-second one. Start and end carry the policy's time zone (TZID plus its VTIMEZONE), so the
-meeting reads as "14:00 Europe/Berlin" and follows that zone's DST rules.
+A pure function of its inputs, so both the worker and the API build it. One UID per review
+(``review-<number>@incidentflow``) and a SEQUENCE that grows with each reschedule: calendar
+clients then update the event they already have instead of adding a second one. Start and
+end carry the policy's time zone (TZID plus its VTIMEZONE), so the meeting reads as "14:00
+Europe/Berlin" and follows that zone's DST rules.
 """
 
 from __future__ import annotations
@@ -44,12 +46,14 @@ def build_invite(
     attendees: list[Person],
     link: str,
 ) -> bytes:
-    """The .ics bytes (METHOD:REQUEST) for one version of the invite."""
+    """The .ics bytes for one version of the invite: METHOD:REQUEST, or METHOD:CANCEL with
+    STATUS:CANCELLED when the review was waived (RFC 5546)."""
     zone = zone_named(invite.zone) or UTC
+    cancel = invite.method == "CANCEL"
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
-    calendar.add("method", "REQUEST")
+    calendar.add("method", invite.method)
 
     event = Event()
     event.add("uid", review_uid(invite.number))
@@ -64,7 +68,7 @@ def build_invite(
         f"{invite.service}).\nPostmortem draft and timeline: {link}",
     )
     event.add("url", link)
-    event.add("status", "CONFIRMED")
+    event.add("status", "CANCELLED" if cancel else "CONFIRMED")
     event.add("organizer", _address(organizer))
     for person in attendees:
         address = _address(person)
