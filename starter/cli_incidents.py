@@ -366,6 +366,7 @@ def show(
 ) -> None:
     """An incident: snapshot, SLA clocks as countdowns, escalation, timeline."""
     from schemas.incident import IncidentSnapshot
+    from schemas.links import incident_url
     from starter.cli_output import show_incident
 
     number = _number(number)
@@ -374,7 +375,9 @@ def show(
         if as_json:
             out.json(data)
             return
-        show_incident(out, IncidentSnapshot.model_validate(data))
+        # the dashboard is served by the same server as the API
+        link = incident_url(api.url, number)
+        show_incident(out, IncidentSnapshot.model_validate(data), link=link)
 
 
 def list_incidents(

@@ -143,8 +143,11 @@ def snapshot_summary(out: Output, snap: IncidentSnapshot, verb: str | None = Non
     )
 
 
-def show_incident(out: Output, snap: IncidentSnapshot, *, now: datetime | None = None) -> None:
-    """The snapshot, its SLA clocks as countdowns, escalation, and the timeline."""
+def show_incident(
+    out: Output, snap: IncidentSnapshot, *, now: datetime | None = None, link: str | None = None
+) -> None:
+    """The snapshot, its SLA clocks as countdowns, escalation, and the timeline; ``link`` is
+    the incident's dashboard page."""
     now = now or datetime.now(UTC)
     out.line(
         Text(snap.number, style="bold"),
@@ -180,6 +183,8 @@ def show_incident(out: Output, snap: IncidentSnapshot, *, now: datetime | None =
         facts.append(("description", snap.description))
     for key, label_value in snap.labels.items():
         facts.append((f"label {key}", label_value))
+    if link:
+        facts.append(("dashboard", link))
     for label, value in facts:
         out.line(Text(f"  {label:<15}", style="dim"), Text(str(value)))
 

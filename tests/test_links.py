@@ -2,14 +2,16 @@
 
 Renders every notification template for every event kind in every format (subject, text,
 HTML, Markdown, Slack), takes the webhook payload a user really received, the review link
-of invites and postmortems and the dev banner's board link, extracts every URL that points at
-the app, and GETs each against the running app, signed out (a redirect to sign-in is fine,
-and sign-in answers) and signed in (the page itself). Then the acknowledge link's refusals:
-forged, expired, for a removed user, used, moot, unconfigured; never a 404 or a 500.
+of invites and postmortems, ``incidentflow show`` and the dev banner's board link, extracts
+every URL that points at the app, and GETs each against the running app, signed out (a
+redirect to sign-in is fine, and sign-in answers) and signed in (the page itself). Then the
+acknowledge link's refusals: forged, expired, for a removed user, used, moot, unconfigured;
+never a 404 or a 500.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -17,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 from temporalio.client import Client
+from typer.testing import CliRunner
 
 from activities.notifications.activity import NotifyActivities
 from activities.notifications.delivery import Delivery
@@ -27,6 +30,7 @@ from schemas.enums import EventKind
 from schemas.incident import IncidentSnapshot
 from schemas.links import ack_url, board_url, incident_url
 from schemas.policy import EscalationTarget
+from starter.cli import app as cli_app
 from tests.support_links import LINK_SECRET, page_payload, paging_app, urls_in
 from tests.support_notifications import make_event
 from tests.support_receivers import HttpReceiver
@@ -109,6 +113,17 @@ async def test_every_link_in_every_message_answers(
                 found.setdefault(url, set()).add("webhook payload")
             review = ReviewActivities(stack.pool, stack.policy, stack.settings).link(number)
             found.setdefault(review, set()).add("review invite and postmortem")
+            shown = await asyncio.to_thread(
+                CliRunner().invoke,
+                cli_app,
+                ["show", number],
+                env={"INCIDENTFLOW_URL": live.url, "INCIDENTFLOW_TOKEN": live.token("read")},
+            )
+            assert shown.exit_code == 0, shown.stdout
+            cli_urls = urls_in(shown.stdout, live.url)
+            assert f"{live.url}/dashboard/incidents/{number}" in cli_urls, shown.stdout
+            for url in cli_urls:
+                found.setdefault(url, set()).add("incidentflow show")
             found.setdefault(board_url(notify.base_url), set()).add("dev banner")
             assert len(found) >= 4, found
 
