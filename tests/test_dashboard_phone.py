@@ -116,6 +116,12 @@ async def test_board_and_incident_fit_a_phone_and_the_ack_link_works(
             await page.goto(f"{live.url}/dashboard/incidents/{unbroken['number']}")
             await assert_no_sideways_scroll(page, "an incident with an unbroken title")
 
+            # -- the other pages do not scroll sideways either ------------------------------
+            for path in ("/dashboard/reports", "/dashboard/action-items"):
+                await page.goto(f"{live.url}{path}")
+                assert await page.url() == f"{live.url}{path}"
+                await assert_no_sideways_scroll(page, path)
+
             # -- the page's acknowledge link -------------------------------------------------
             payload = await page_payload(receiver, "alice", number)  # level 1 pages alice
             assert payload["link"] == f"{live.url}/dashboard/incidents/{number}"
