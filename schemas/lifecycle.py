@@ -97,6 +97,12 @@ def rejection_message(number: str, action: Action, status: Status) -> str:
     )
 
 
+def handed_over(status: Status, review_workflow_id: str | None) -> bool:
+    """Resolved and handed over to its post-incident review: no action on the incident is
+    legal any more (the review closes it), whatever ``LEGAL_FROM`` says about resolved."""
+    return Status(status) == Status.RESOLVED and review_workflow_id is not None
+
+
 def review_pending_message(number: str, action: Action, review_workflow_id: str) -> str:
     """Refusal once the incident was handed over to its post-incident review: from then on
     the review decides when the incident closes."""

@@ -54,7 +54,7 @@ from schemas.actions import (
 from schemas.classification import priority_for, severity_for
 from schemas.enums import Action, Severity, Status
 from schemas.incident import Alert, IncidentPolicy, IncidentRef, IncidentSnapshot, IncidentStart
-from schemas.lifecycle import rejection_message, review_pending_message
+from schemas.lifecycle import handed_over, rejection_message, review_pending_message
 from schemas.policy import Policy, Service
 from schemas.settings import TASK_QUEUE
 from starter.errors import (
@@ -254,7 +254,7 @@ class IncidentClient:
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 final = await self.get(number)
-                if final.status == Status.RESOLVED and final.review_workflow_id:
+                if final.review_workflow_id and handed_over(final.status, final.review_workflow_id):
                     # the run ended by handing over: the review closes the incident
                     message = review_pending_message(number, action, final.review_workflow_id)
                     raise ActionRejected(message) from err

@@ -72,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.lifecycle import (
         HANDS_ON,
         acknowledges,
+        handed_over,
         is_legal,
         next_status,
         rejection_message,
@@ -443,7 +444,7 @@ class IncidentWorkflow:
         self._check_legal(action)
 
     def _check_legal(self, action: Action) -> None:
-        if self._handing_over and self.s.review_workflow_id:
+        if self.s.review_workflow_id and handed_over(self.s.status, self.s.review_workflow_id):
             raise ApplicationError(
                 review_pending_message(self.s.number, action, self.s.review_workflow_id),
                 type="IllegalTransition",
@@ -455,12 +456,7 @@ class IncidentWorkflow:
 
     def _guard(self, action: Action, a: ActionInput) -> None:
         """Re-check in the handler: two Updates accepted in one task both passed validation."""
-        if self._handing_over and self.s.review_workflow_id:
-            self._check_legal(action)
-        if not is_legal(action, self.s.status):
-            raise ApplicationError(
-                rejection_message(self.s.number, action, self.s.status), type="IllegalTransition"
-            )
+        self._check_legal(action)
         self._participant(a.actor)
 
     def _act(self, action: Action, a: ActionInput, details: dict[str, Any]) -> IncidentSnapshot:

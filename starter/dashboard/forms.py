@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from schemas.actions import ActionInput
 from schemas.enums import Action, Role, Severity
 from schemas.incident import IncidentSnapshot
-from schemas.lifecycle import legal_actions
+from schemas.lifecycle import handed_over, legal_actions
 from schemas.policy import Policy
 from starter.client import ACTIONS
 
@@ -126,7 +126,9 @@ def forms_for(snapshot: IncidentSnapshot, policy: Policy) -> list[ActionForm]:
         ],
     }
     out = []
-    for action in legal_actions(snapshot.status):
+    # after the hand-over to its review nothing is legal: the review closes the incident
+    handed = handed_over(snapshot.status, snapshot.review_workflow_id)
+    for action in [] if handed else legal_actions(snapshot.status):
         tone = "primary" if action in _FORWARD else ""
         if action in (Action.CANCEL, Action.MERGE_INTO):
             tone = "danger"
