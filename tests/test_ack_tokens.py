@@ -15,6 +15,7 @@ from schemas.ack_tokens import (
     sign_ack,
 )
 from schemas.links import ack_url, board_url, incident_url, review_url
+from starter.api.redaction import redact_path
 
 SECRET = b"0123456789abcdef-secret"
 NOW = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
@@ -80,3 +81,9 @@ def test_urls_live_under_the_dashboard_of_the_base() -> None:
     assert incident_url("https://ops.example/ir", "INC-1") == (
         "https://ops.example/ir/dashboard/incidents/INC-1"
     )
+
+
+def test_access_logs_do_not_keep_the_token() -> None:
+    token = sign_ack(SECRET, claim())
+    line = f'127.0.0.1 - "GET /dashboard/ack/{token}?done=1 HTTP/1.1" 200'
+    assert redact_path(line) == '127.0.0.1 - "GET /dashboard/ack/***?done=1 HTTP/1.1" 200'

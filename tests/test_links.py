@@ -105,6 +105,10 @@ async def test_every_link_in_every_message_answers(
                         for url in urls:
                             found.setdefault(url, set()).add(f"{kind}/{name}")
 
+            # no credential in a log: the console channel gets no acknowledge link
+            console = Delivery(number, 1, "user:alice", "alice", "console")
+            assert notify.ack_link(note, console) is None
+
             # the webhook page alice really got, the review's link, the dev banner's board
             payload = await page_payload(receiver, "alice", number)
             payload_urls = urls_in(json.dumps(payload), live.url)
@@ -242,5 +246,5 @@ async def test_acknowledge_links_without_a_secret_say_so(
             event=make_event(EventKind.TRIGGERED),
             targets=[EscalationTarget.model_validate("user:alice")],
         )
-        alice = Delivery(number, 1, "user:alice", "alice", "console")
+        alice = Delivery(number, 1, "user:alice", "alice", "webhook", "http://hook.test/a")
         assert notify.ack_link(note, alice) is None

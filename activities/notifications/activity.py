@@ -100,8 +100,11 @@ class NotifyActivities:
 
     def ack_link(self, input: NotifyInput, delivery: Delivery) -> str | None:
         """A signed one-tap acknowledge link for a page to a user, while acknowledging is
-        legal; ``None`` for channels (nobody in particular to act as) or without a secret."""
+        legal; ``None`` for channels (nobody in particular to act as), for the console (a log
+        is no place for a credential) or without a secret."""
         if self.link_secret is None or delivery.target.startswith(f"{TargetKind.CHANNEL.value}:"):
+            return None
+        if delivery.channel == ChannelKind.CONSOLE.value:
             return None
         if self.policy.user(delivery.recipient) is None:
             return None

@@ -1,8 +1,9 @@
-"""Keeps integration keys out of access logs.
+"""Keeps integration keys and acknowledge-link tokens out of access logs.
 
-Alertmanager authenticates with a key in the URL path, and servers log request paths.
-:func:`install_log_redaction` adds a filter to uvicorn's access logger that masks the key
-segment (``/integrations/alertmanager/***``) before any handler formats the line.
+Alertmanager authenticates with a key in the URL path, an acknowledge link carries its token
+there, and servers log request paths. :func:`install_log_redaction` adds a filter to
+uvicorn's access logger that masks the segment (``/integrations/alertmanager/***``,
+``/dashboard/ack/***``) before any handler formats the line.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import re
 
 ACCESS_LOGGER = "uvicorn.access"
-_KEY_SEGMENT = re.compile(r"(/integrations/[^/\s?]+/)[^/\s?\"]+")
+_KEY_SEGMENT = re.compile(r"(/integrations/[^/\s?]+/|/ack/)[^/\s?\"]+")
 
 
 def redact_path(text: str) -> str:
