@@ -15,6 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from schemas.actions import CloseInput, ReopenInput
 from schemas.enums import Action, EventKind, Severity, Status
+from schemas.lifecycle import handed_over, review_pending_message
 from schemas.review import CompleteReviewInput, ReviewStatus, review_workflow_id
 from starter.errors import ActionRejected
 from tests.conftest import wait_for
@@ -163,3 +164,14 @@ async def test_close_through_the_api_answers_with_the_hand_over_then_409(
         message = again.json()["message"]
         assert f"{number} is resolved and handed over to its post-incident review" in message
         assert "completed or waived" in message
+
+
+def test_handed_over_is_resolved_with_a_review() -> None:
+    assert handed_over(Status.RESOLVED, "review:INC-7")
+    assert not handed_over(Status.RESOLVED, None)
+    assert not handed_over(Status.CLOSED, "review:INC-7")  # the review closed it
+    message = review_pending_message("INC-7", Action.ADD_NOTE, "review:INC-7")
+    assert message == (
+        "INC-7 is resolved and handed over to its post-incident review (review:INC-7): "
+        "cannot add_note; it closes when the review is completed or waived"
+    )

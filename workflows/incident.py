@@ -200,7 +200,9 @@ class IncidentWorkflow:
                 workflow.logger.warning("closing with notifications still being retried")
         self._finished = True
         await sync
-        if continue_as_new:
+        # a close accepted while draining for continue-as-new handed over to the review:
+        # the review owns the incident now, so this run ends instead of continuing
+        if continue_as_new and not self._handing_over:
             workflow.continue_as_new(
                 IncidentStart(
                     alert=self.start_alert,
