@@ -15,12 +15,15 @@ import asyncio
 import json
 import re
 import secrets
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import psycopg
 from temporalio.client import Client
 from typer.testing import CliRunner
 
+from activities.db import load_migrations, migrate
 from activities.notifications.activity import NotifyActivities
 from activities.notifications.delivery import Delivery
 from activities.reviews.activity import ReviewActivities
@@ -248,3 +251,33 @@ async def test_acknowledge_links_without_a_secret_say_so(
         )
         alice = Delivery(number, 1, "user:alice", "alice", "webhook", "http://hook.test/a")
         assert notify.ack_link(note, alice) is None
+
+
+async def test_acknowledge_link_before_its_migration_is_a_503(
+    temporal_client: Client, postgres_server: str, task_queue: str
+) -> None:
+    """An API upgraded before the migration ran answers 503 saying so, never 500."""
+    name = f"incidentflow_premigration_{uuid.uuid4().hex[:12]}"
+    async with await psycopg.AsyncConnection.connect(postgres_server, autocommit=True) as conn:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    info = psycopg.conninfo.conninfo_to_dict(postgres_server)
+    url = psycopg.conninfo.make_conninfo("", **{**info, "dbname": name})
+    try:
+        await migrate(url, [m for m in load_migrations() if m.version == "0001_initial"])
+        async with (
+            live_app(
+                temporal_client,
+                url,
+                task_queue,
+                settings_overrides={"incidentflow_link_secret": LINK_SECRET},
+            ) as live,
+            httpx.AsyncClient(timeout=30) as http,
+        ):
+            number = (await live.trigger("Before the migration"))["number"]
+            answer = await http.post(ack_url(live.url, token_for(number, "alice")))
+            assert answer.status_code == 503, answer.text
+            assert "not migrated" in answer.text
+            assert (await snapshot(live, number)).status == "triggered"
+    finally:
+        async with await psycopg.AsyncConnection.connect(postgres_server, autocommit=True) as conn:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

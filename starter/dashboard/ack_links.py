@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from psycopg.errors import UndefinedTable
 
 from schemas.ack_tokens import AckClaim, ExpiredAckToken, InvalidAckToken, read_ack
 from schemas.actions import AcknowledgeInput
@@ -114,6 +115,15 @@ def ack_router(dash: Dashboard) -> APIRouter:
             return _error_page(dash, request, None, err.status, err.message)
         except IncidentNotFound as err:
             return _error_page(dash, request, None, 404, str(err))
+        except UndefinedTable:
+            return _error_page(
+                dash,
+                request,
+                None,
+                503,
+                "The database is not migrated for acknowledge links yet (a worker or "
+                "`incidentflow migrate` applies the migrations); try again in a moment.",
+            )
         except (ServiceUnavailable, TimeoutError, *DB_DOWN):
             return _error_page(
                 dash,
