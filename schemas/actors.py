@@ -113,7 +113,3 @@ MONITORING = Integration(name=IntegrationName.MONITORING)
 ALERTMANAGER = Integration(name=IntegrationName.ALERTMANAGER)
 PAGERDUTY = Integration(name=IntegrationName.PAGERDUTY)
 INCIDENTFLOW = System()
-
-
-def is_person(actor: Person | Integration | System) -> bool:
-    return actor.kind == ActorKind.PERSON
