@@ -168,7 +168,8 @@ def review_show(
 
 
 def _action_item(value: str) -> dict[str, Any]:
-    """``owner:title``, ``owner:title@2026-05-01`` or ``owner:title@7d``."""
+    """``owner:title``, ``owner:title@2026-05-01``, ``owner:title@7d`` or
+    ``owner:title@2026-05-01T16:00+02:00``."""
     owner, sep, rest = value.partition(":")
     if not sep or not owner.strip() or not rest.strip():
         raise typer.BadParameter(
@@ -176,8 +177,8 @@ def _action_item(value: str) -> dict[str, Any]:
             param_hint="--action-item",
         )
     title, at, due = rest.rpartition("@")
-    if not at or not re.fullmatch(r"\d{4}-\d{2}-\d{2}|\+?\d+\s*[smhdw]", due.strip()):
-        title, due = rest, ""
+    if not at or not re.match(r"\+?\d", due.strip()):
+        title, due = rest, ""  # an @ inside the title, not a due
     item: dict[str, Any] = {"owner": owner.strip(), "title": title.strip()}
     if due:
         item["due"] = _due(due, "--action-item")

@@ -289,9 +289,27 @@ def invite_ics(ctx: ApiContext, state: ReviewState) -> bytes:
     return build_invite(invite, organizer=organizer, attendees=people, link=link)
 
 
-async def changed(ctx: ApiContext, number: str, call: Any) -> ReviewView:
-    """Run one review Update; its new state as a view."""
-    await ensure_may_exist(ctx, number)
+async def finished(ctx: ApiContext, number: str, action: str) -> ApiError:
+    """The 409 for an Update the finished review workflow can no longer take."""
+    state = await review_state(ctx, number)
+    detail = ""
+    if state.status == ReviewStatus.COMPLETED:
+        detail = " and all its action items are closed"
+    return ApiError(
+        409,
+        f"cannot {action} the review of {number}: it is {state.status.value}{detail}",
+        code="action_rejected",
+        details={"status": state.status.value},
+    )
+
+
+async def changed(ctx: ApiContext, number: str, action: str, call: Any) -> ReviewView:
+    """Run one review Update (``action`` names it in a 409); its new state as a view."""
+    try:
+        await ensure_may_exist(ctx, number)
+    except IncidentNotFound:
+        call.close()  # the Update coroutine is never started
+        raise
     try:
         state: ReviewState = await ctx.temporal_call(call)
     except IncidentNotFound:
@@ -299,8 +317,8 @@ async def changed(ctx: ApiContext, number: str, call: Any) -> ReviewView:
         raise
     except NotAllowed as err:
         raise ApiError(403, str(err)) from err
-    except ReviewFinished as err:
-        raise ApiError(409, str(err), code="action_rejected") from err
+    except ReviewFinished:
+        raise await finished(ctx, number, action) from None
     return await review_view(ctx, state)
 
 
@@ -329,7 +347,7 @@ async def complete_review(
         what_to_improve=body.what_to_improve,
         action_items=[i.as_input() for i in body.action_items],
     )
-    return await changed(ctx, number, reviews(ctx).complete(number, data))
+    return await changed(ctx, number, "complete", reviews(ctx).complete(number, data))
 
 
 @router.post(
@@ -341,7 +359,7 @@ async def reschedule_review(
     number: NumberPath, body: RescheduleRequest, principal: Respond, ctx: Ctx
 ) -> ReviewView:
     call = reviews(ctx).reschedule(number, body.at, principal.user, body.reason)
-    return await changed(ctx, number, call)
+    return await changed(ctx, number, "reschedule", call)
 
 
 @router.post(
@@ -359,7 +377,7 @@ async def waive_review(
             details={"required_scope": Scope.ADMIN.value},
         )
     call = reviews(ctx).waive(number, principal.user, body.reason, admin=True)
-    return await changed(ctx, number, call)
+    return await changed(ctx, number, "waive", call)
 
 
 @router.post(
@@ -372,7 +390,7 @@ async def add_attendees(
 ) -> ReviewView:
     check_users(ctx, [(["people", i], name) for i, name in enumerate(body.people)])
     call = reviews(ctx).add_attendees(number, principal.user, body.people)
-    return await changed(ctx, number, call)
+    return await changed(ctx, number, "add attendees to", call)
 
 
 @router.get(
@@ -428,11 +446,7 @@ async def add_action_item(
     except IncidentNotFound:
         await review_state(ctx, number)
         raise
-    except ReviewFinished as err:
-        raise ApiError(
-            409,
-            f"{err} (the review is completed and all its action items are closed)",
-            code="action_rejected",
-        ) from err
+    except ReviewFinished:
+        raise await finished(ctx, number, "add an action item to") from None
     response.headers["Location"] = f"/api/v1/action-items/{item.id}"
     return item_view(item)
