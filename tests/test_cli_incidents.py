@@ -276,8 +276,18 @@ async def test_rejected_actions_exit_1_with_what_to_do_next(live: Live) -> None:
     invalid = await cli(live, "cancel", number, "--reason", "")
     assert invalid.exit_code == 1 and "reason" in invalid.stderr
 
+    # an open incident has no post-incident review yet: the review API's own 404 says why,
+    # and the CLI points at the incident
     no_review = await cli(live, "review", "show", number)
-    assert no_review.exit_code == 1  # no review for this incident (or no review API yet)
+    assert no_review.exit_code == 1
+    assert no_review.stdout == ""
+    assert f"error: {number} has no post-incident review" in no_review.stderr, no_review.stderr
+    assert f"incidentflow show {number}" in no_review.stderr
+    no_review_json = await cli(live, "review", "show", number, "--json")
+    assert no_review_json.exit_code == 1
+    error = json.loads(no_review_json.stdout)
+    assert (error["status"], error["error"]) == (404, "not_found")
+    assert error["message"].startswith(f"{number} has no post-incident review: it is not resolved")
 
 
 async def test_usage_errors_exit_2(live: Live) -> None:
