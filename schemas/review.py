@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -23,10 +23,12 @@ RECORD_ACTION_ITEMS = "record_action_items"
 OPEN_ACTION_ITEMS_DUE = "open_action_items_due"
 STORE_ACTION_ITEMS = "store_action_items"
 UPDATE_ACTION_ITEM = "update_action_item"
+COMPLETE_HAND_OVER = "complete_hand_over"
 
 #: ``workflow.patched`` ids of the review workflow's changed command sequences
 PATCH_TRACKED_ACTION_ITEMS = "tracked-action-items"
 PATCH_WAIVE_CANCELS_INVITE = "waive-cancels-invite"
+PATCH_SCHEDULED_ONCE = "review-scheduled-once"
 
 
 def review_workflow_id(number: str) -> str:
@@ -263,6 +265,16 @@ class RecordActionItemsInput(BaseModel):
     number: str
     service: str
     items: list[ActionItemInput]
+
+
+class HandOverInput(BaseModel):
+    """``complete_hand_over``: add the first meeting's details to the incident's
+    ``review_scheduled`` event ``seq`` (its hand-over), so the timeline holds one such event
+    per schedule instead of the hand-over plus the meeting."""
+
+    number: str
+    seq: int
+    details: dict[str, Any]
 
 
 class UpdateActionItemInput(BaseModel):

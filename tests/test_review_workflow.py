@@ -108,9 +108,16 @@ async def test_resolution_schedules_review_with_draft_and_invite(
         # the timeline continues the incident's numbers: the review's own scheduling event
         events = await rs.events(number)
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-        scheduled_events = [e for e in events if e["kind"] == "review_scheduled"]
-        assert len(scheduled_events) == 2  # the hand-over, then the concrete meeting
-        assert scheduled_events[1]["details"]["start"] == state.start.isoformat()
+        # one review_scheduled event: the incident's hand-over, completed with the meeting
+        (scheduled_event,) = [e for e in events if e["kind"] == "review_scheduled"]
+        assert scheduled_event["seq"] == incident.last_seq == events[-1]["seq"]
+        details = scheduled_event["details"]
+        assert details["start"] == state.start.isoformat() and details["sequence"] == 0
+        assert details["workflow_id"] == f"review:{number}" and details["facilitator"] == "alice"
+        # the invites are keyed by that event
+        invited = await rs.notified(number, "review_scheduled")
+        assert {r["seq"] for r in invited} == {scheduled_event["seq"]}
+        assert {r["recipient"] for r in invited} == PEOPLE
 
 
 async def test_reschedule_reminders_and_overdue(
@@ -192,7 +199,7 @@ async def test_reschedule_reminders_and_overdue(
         )
         assert done.status == ReviewStatus.COMPLETED
         await rs.wait_review_status(number, ReviewStatus.COMPLETED)
-        await record_review_history(temporal_client, number, "review_reschedule_overdue")
+        await record_review_history(temporal_client, number, "review_rescheduled_overdue")
 
 
 async def test_complete_closes_incident_and_tracks_action_items(

@@ -119,6 +119,7 @@ def activities_for(
         reviews.open_action_items_due,
         reviews.store_action_items,
         reviews.update_action_item,
+        reviews.complete_hand_over,
     ]
 
 

@@ -43,8 +43,10 @@ with workflow.unsafe.imports_passed_through():
     from schemas.incident import TimelineEvent
     from schemas.policy import EscalationTarget, ReviewPolicy
     from schemas.review import (
+        COMPLETE_HAND_OVER,
         DONE,
         OPEN_ACTION_ITEMS_DUE,
+        PATCH_SCHEDULED_ONCE,
         PATCH_TRACKED_ACTION_ITEMS,
         PATCH_WAIVE_CANCELS_INVITE,
         RECORD_ACTION_ITEMS,
@@ -59,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
         AddActionItemInput,
         AddAttendeesInput,
         CompleteReviewInput,
+        HandOverInput,
         InviteResult,
         OpenActionItemsInput,
         RecordActionItemsInput,
@@ -234,11 +237,41 @@ class PostIncidentReviewWorkflow:
         }
         if reason:
             details["reason"] = reason
-        event = self._append(EventKind.REVIEW_SCHEDULED, actor, details)
-        await self._record([event])
+        event = None
+        if not rescheduled and workflow.patched(PATCH_SCHEDULED_ONCE):
+            event = await self._complete_hand_over(actor, details)
+        if event is None:
+            event = self._append(EventKind.REVIEW_SCHEDULED, actor, details)
+            await self._record([event])
         await self._record_review()
         await self._send_invite(event)
         self._wake += 1
+
+    async def _complete_hand_over(
+        self, actor: str, details: dict[str, Any]
+    ) -> TimelineEvent | None:
+        """The first meeting completes the incident's hand-over event (its last,
+        ``review_scheduled`` too) rather than adding a second one; that event's ``seq`` keys
+        the invites. ``None`` when the incident's last event is something else."""
+        seq = self._incident_seq
+        if seq < 1:
+            return None
+        merged = await workflow.execute_activity(
+            COMPLETE_HAND_OVER,
+            HandOverInput(number=self.s.number, seq=seq, details=details),
+            result_type=bool,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=STORE_RETRY,
+        )
+        if not merged:
+            return None
+        return TimelineEvent(
+            seq=seq,
+            at=workflow.now(),
+            actor=actor,
+            kind=EventKind.REVIEW_SCHEDULED,
+            details=details,
+        )
 
     async def _send_invite(
         self,

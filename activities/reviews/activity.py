@@ -3,6 +3,8 @@ the ``action_items`` rows. All idempotent, so Temporal may retry any of them.
 
 - ``record_review`` renders the postmortem from the timeline in ``incident_events`` and
   upserts the ``reviews`` row (one per incident number).
+- ``complete_hand_over`` adds the first meeting to the incident's own ``review_scheduled``
+  event (the hand-over), so each schedule is one timeline event.
 - ``send_review_invite`` mails the .ics to the facilitator and attendees. Each delivery is
   keyed ``{number}:{seq}:invite:{user}:email`` in the ``notifications`` table and claimed
   before sending, exactly as ``notify`` does, so retries never send an invite twice while a
@@ -36,6 +38,7 @@ from schemas.incident import TimelineEvent
 from schemas.links import review_url
 from schemas.policy import Policy
 from schemas.review import (
+    COMPLETE_HAND_OVER,
     OPEN_ACTION_ITEMS_DUE,
     RECORD_ACTION_ITEMS,
     RECORD_REVIEW,
@@ -43,6 +46,7 @@ from schemas.review import (
     STORE_ACTION_ITEMS,
     UPDATE_ACTION_ITEM,
     ActionItem,
+    HandOverInput,
     InviteResult,
     OpenActionItemsInput,
     RecordActionItemsInput,
@@ -61,6 +65,12 @@ TIMELINE_WAIT_ATTEMPTS = 20
 INVITE_RETRY_TYPE = "ReviewInviteRetry"
 
 _EVENTS = "SELECT seq, at, actor, kind, details FROM incident_events WHERE number = %s ORDER BY seq"
+
+_EVENT_KIND = "SELECT kind FROM incident_events WHERE number = %s AND seq = %s"
+_MERGE_DETAILS = """
+UPDATE incident_events SET details = details || %s
+ WHERE number = %s AND seq = %s AND kind = 'review_scheduled'
+"""
 
 _UPSERT_REVIEW = """
 INSERT INTO reviews (
@@ -200,6 +210,25 @@ class ReviewActivities:
                     "completed_at": completed_at,
                 },
             )
+
+    @activity.defn(name=COMPLETE_HAND_OVER)
+    async def complete_hand_over(self, data: HandOverInput) -> bool:
+        """Merge the meeting into the hand-over event once the incident has stored it;
+        ``False`` when that event is not a ``review_scheduled`` one (then the workflow
+        appends its own)."""
+        async with self._pool.connection() as conn:
+            row = await (await conn.execute(_EVENT_KIND, (data.number, data.seq))).fetchone()
+            if row is None:
+                if activity.info().attempt < TIMELINE_WAIT_ATTEMPTS:
+                    raise ApplicationError(
+                        f"the hand-over event #{data.seq} of {data.number} is not recorded yet",
+                        type="TimelineIncomplete",
+                    )
+                return False
+            if row[0] != EventKind.REVIEW_SCHEDULED.value:
+                return False
+            await conn.execute(_MERGE_DETAILS, (Jsonb(data.details), data.number, data.seq))
+        return True
 
     async def _timeline(self, number: str, through_seq: int) -> list[TimelineEvent]:
         async with self._pool.connection() as conn:
