@@ -7,6 +7,7 @@ The reopen window is an hour here, so the only way the review can start is the `
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,9 +15,11 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from schemas.actions import CloseInput, ReopenInput
-from schemas.enums import Action, EventKind, Severity, Status
+from schemas.enums import Action, Category, EventKind, Impact, Priority, Severity, Status, Urgency
+from schemas.incident import EscalationState, IncidentSnapshot
 from schemas.lifecycle import handed_over, review_pending_message
 from schemas.review import CompleteReviewInput, ReviewStatus, review_workflow_id
+from starter.dashboard.forms import forms_for
 from starter.errors import ActionRejected
 from tests.conftest import wait_for
 from tests.support_api import api_stack
@@ -178,3 +181,24 @@ def test_handed_over_is_resolved_with_a_review() -> None:
         "INC-7 is resolved and handed over to its post-incident review (review:INC-7): "
         "cannot add_note; it closes when the review is completed or waived"
     )
+
+
+def test_dashboard_offers_no_action_once_handed_over() -> None:
+    policy = review_policy(review_required=("SEV1",))
+    snapshot = IncidentSnapshot(
+        number="INC-7",
+        title="Checkout 500s",
+        service="checkout",
+        status=Status.RESOLVED,
+        severity=Severity.SEV1,
+        priority=Priority.P1,
+        impact=Impact.HIGH,
+        urgency=Urgency.HIGH,
+        category=Category.SOFTWARE,
+        created_at=datetime(2026, 3, 2, 9, 30, tzinfo=UTC),
+        escalation=EscalationState(policy=policy.escalation_policies[0]),
+    )
+    resolved = {f.action for f in forms_for(snapshot, policy)}
+    assert resolved == {Action.CLOSE, Action.REOPEN, Action.ASSIGN, Action.ADD_NOTE}
+    handed = snapshot.model_copy(update={"review_workflow_id": "review:INC-7"})
+    assert forms_for(handed, policy) == []
