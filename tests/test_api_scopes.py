@@ -27,6 +27,22 @@ ACTION_BODIES: dict[str, dict[str, Any] | None] = {
     "status-updates": {"text": "an update"},
     "merge": {"into": "INC-1"},
 }
+#: (method, path below /review, body, scope) of the review routes
+REVIEW_CELLS: list[tuple[str, str, Any, Scope]] = [
+    ("GET", "", None, Scope.READ),
+    ("GET", "/postmortem.md", None, Scope.READ),
+    ("GET", "/invite.ics", None, Scope.READ),
+    ("POST", "/complete", {"summary": "s"}, Scope.RESPOND),
+    ("POST", "/reschedule", {"at": "2030-01-01T10:00:00+00:00"}, Scope.RESPOND),
+    ("POST", "/attendees", {"people": ["carol"]}, Scope.RESPOND),
+    ("POST", "/action-items", {"title": "t", "owner": "carol"}, Scope.RESPOND),
+    ("POST", "/waive", {"reason": "r"}, Scope.ADMIN),
+]
+ACTION_ITEM_CELLS: list[tuple[str, str, Any, Scope]] = [
+    ("GET", "/api/v1/action-items", None, Scope.READ),
+    ("GET", "/api/v1/action-items/{item_id}", None, Scope.READ),
+    ("PATCH", "/api/v1/action-items/{item_id}", {"status": "done"}, Scope.RESPOND),
+]
 SCOPES = [Scope.INGEST, Scope.RESPOND, Scope.READ, Scope.ADMIN]
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
 BY_KEY = {
@@ -75,6 +91,13 @@ async def test_every_endpoint_by_every_scope(
                     Scope.RESPOND,
                 )
             )
+        # the review routes (this incident has none: allowed scopes get its 404)
+        review = "/api/v1/incidents/{number}/review"
+        for method, suffix, body, scope in REVIEW_CELLS:
+            template = review + suffix
+            matrix.append((method, template, template.format(number=number), body, scope))
+        for method, template, body, scope in ACTION_ITEM_CELLS:
+            matrix.append((method, template, template.format(item_id=999999999), body, scope))
 
         # the matrix covers every bearer-authenticated operation the app has
         documented = {

@@ -357,7 +357,8 @@ async def test_review_and_postmortem_show_once_scheduled(live: Live) -> None:
         page = (await client.get(f"/dashboard/incidents/{number}")).text
     review = page[page.index('id="review"') :]
     review = review[: review.index("</section>")]
-    assert "scheduled" in review and "facilitator carol" in review
+    assert 'id="review-status">scheduled<' in review
+    assert "<dt>Facilitator</dt><dd>carol</dd>" in review
     assert "add a canary stage" in review and "dave" in review
     assert "# Postmortem" in review and "&lt;script&gt;alert(5)&lt;/script&gt;" in review
 

@@ -36,7 +36,7 @@ from schemas.review import (
 )
 from schemas.review_calendar import Person, build_invite
 from starter import review_queries
-from starter.api.auth import Read, Respond
+from starter.api.auth import Principal, Read, Respond, require
 from starter.api.context import ApiContext, get_context
 from starter.api.errors import ERROR_RESPONSES, ApiError
 from starter.api.incidents import ensure_may_exist
@@ -45,6 +45,7 @@ from starter.errors import IncidentNotFound
 from starter.reviews_client import NotAllowed, ReviewClient, ReviewFinished
 
 Ctx = Annotated[ApiContext, Depends(get_context)]
+Admin = Annotated[Principal, Depends(require(Scope.ADMIN))]
 UserName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
 Line = Annotated[str, StringConstraints(min_length=1, max_length=4000, pattern=TEXT_PATTERN)]
 
@@ -368,14 +369,8 @@ async def reschedule_review(
     summary="Waive the review (admin scope): closes the incident, cancels the meeting",
 )
 async def waive_review(
-    number: NumberPath, body: WaiveRequest, principal: Respond, ctx: Ctx
+    number: NumberPath, body: WaiveRequest, principal: Admin, ctx: Ctx
 ) -> ReviewView:
-    if not principal.allows(Scope.ADMIN):
-        raise ApiError(
-            403,
-            f"token {principal.token!r} lacks the 'admin' scope: waiving a review needs it",
-            details={"required_scope": Scope.ADMIN.value},
-        )
     call = reviews(ctx).waive(number, principal.user, body.reason, admin=True)
     return await changed(ctx, number, "waive", call)
 
