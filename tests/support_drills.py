@@ -54,6 +54,8 @@ from worker.main import build_worker
 
 INCIDENTFLOW = Path(sys.executable).parent / "incidentflow"
 DELIVERY_HEADER = "X-Incidentflow-Delivery"
+#: scales the wall-clock bounds of timing assertions (``TEST_TIME_SCALE=3`` on a loaded host)
+TIME_SCALE = float(os.environ.get("TEST_TIME_SCALE", "1"))
 
 
 # ---------------------------------------------------------------------------- policy

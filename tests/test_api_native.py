@@ -283,8 +283,20 @@ async def test_summary_report_counts_mtta_mttr_and_sla(
             "compliance": 1.0,
         }
         # the SEV4 one is still open: its clocks count in neither column
-        assert sla[("resolve", "SEV4")]["compliance"] is None
-        assert hardware
+        assert body["by_status"] == {"resolved": 2, "triggered": 1}
+        assert sla[("resolve", "SEV4")] == {
+            "clock": "resolve",
+            "severity": "SEV4",
+            "met": 0,
+            "breached": 0,
+            "compliance": None,
+        }
+        still_open = (await get(api, hardware)).json()
+        assert (still_open["status"], still_open["severity"], still_open["category"]) == (
+            "triggered",
+            "SEV4",
+            "hardware",
+        )
 
         future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
         empty = await api.http.get(

@@ -9,9 +9,11 @@ import json
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_asyncio
 from click.testing import Result
 from temporalio.client import Client
@@ -155,6 +157,9 @@ async def test_every_other_action(live: Live) -> None:
 
 
 async def test_list_filters_pages_and_prints_plain_rows(live: Live) -> None:
+    done = await open_incident(live, "list me resolved", "--severity", "SEV1")
+    await cli_json(live, "resolve", done)
+    await live.ticket(done, "resolved")
     sev1 = await open_incident(live, "list me first", "--severity", "SEV1")
     sev4 = await open_incident(live, "list me second", "--severity", "SEV4")
     await live.ticket(sev1)
@@ -169,7 +174,11 @@ async def test_list_filters_pages_and_prints_plain_rows(live: Live) -> None:
     assert {i["severity"] for i in only_sev1["items"]} == {"SEV1"}
     assert sev1 in [i["number"] for i in only_sev1["items"]]
 
-    open_ones = await cli_json(live, "list", "--service", live.service, "--status", "open")
+    open_ones = await cli_json(
+        live, "list", "--service", live.service, "--status", "open", "--limit", "500"
+    )
+    open_numbers = {i["number"] for i in open_ones["items"]}
+    assert {sev1, sev4} <= open_numbers and done not in open_numbers
     assert {i["status"] for i in open_ones["items"]} <= {
         "triggered",
         "acknowledged",
@@ -193,19 +202,32 @@ async def test_list_filters_pages_and_prints_plain_rows(live: Live) -> None:
 
 
 async def test_report(live: Live) -> None:
-    number = await open_incident(live, "report input", "--severity", "SEV3")
+    # the policy's second service, where no other test of this module opens incidents: the
+    # report over it counts exactly this one
+    service = live.names.other_service
+    ref = await cli_json(
+        live, "trigger", "report input", "--service", service, "--severity", "SEV3"
+    )
+    number = ref["number"]
     await cli_json(live, "ack", number)
     await cli_json(live, "resolve", number)
     await live.ticket(number, "resolved")
-    data = await cli_json(live, "report", "--since", "1d", "--service", live.service)
-    assert data["total"] >= 1 and data["service"] == live.service
-    assert data["by_severity"].get("SEV3", 0) >= 1
-    assert data["mtta_seconds"] is not None
-    result = await cli(live, "report", "--since", "2w", "--service", live.service)
+    shown = await cli_json(live, "show", number)
+    data = await cli_json(live, "report", "--since", "1d", "--service", service)
+    assert data["total"] == 1 and data["service"] == service
+    assert data["by_severity"] == {"SEV3": 1}
+    assert data["by_service"] == {service: 1}
+    created = datetime.fromisoformat(shown["created_at"])
+    tta = (datetime.fromisoformat(shown["acknowledged_at"]) - created).total_seconds()
+    ttr = (datetime.fromisoformat(shown["resolved_at"]) - created).total_seconds()
+    assert data["mtta_seconds"] == pytest.approx(tta, abs=0.01)
+    assert data["mttr_seconds"] == pytest.approx(ttr, abs=0.01)
+    assert 0 < data["mtta_seconds"] <= data["mttr_seconds"]
+    result = await cli(live, "report", "--since", "2w", "--service", service)
     assert result.exit_code == 0, result.stderr
     assert "# Time to acknowledge / resolve" in result.stdout
     assert "# SLA compliance" in result.stdout and "# By service" in result.stdout
-    assert f"{live.service}\t" in result.stdout
+    assert f"{service}\t" in result.stdout
 
 
 async def test_bulk_import_shows_progress_and_reports_each_line(live: Live, tmp_path: Path) -> None:

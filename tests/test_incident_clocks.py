@@ -3,6 +3,8 @@ notifications in the timeline, cancel / merge / assign / manual escalation."""
 
 from __future__ import annotations
 
+import pytest
+
 from schemas.actions import (
     AssignInput,
     CancelInput,
@@ -10,10 +12,11 @@ from schemas.actions import (
     MergeInput,
     StatusUpdateInput,
 )
-from schemas.enums import Action, EventKind, Role, Status
+from schemas.enums import Action, Clock, EventKind, Role, Status
 from schemas.incident import Alert
 from schemas.policy import User
 from tests.conftest import wait_for
+from tests.support_drills import TIME_SCALE
 from tests.support_incidents import make_policy, running_stack
 from tests.support_receivers import HttpReceiver, http_receiver_fixture  # noqa: F401
 from workflows.incident import IncidentWorkflow
@@ -36,18 +39,37 @@ async def test_acknowledged_but_not_mitigated_escalates_again(
 ):
     policy = make_policy(level_delay=60, ack_within=60, mitigate_within=1.0)
     async with running_stack(temporal_client, database_url, task_queue, policy) as st:
-        ref = await st.client.trigger(alert("acktimeout-1"))
-        await st.client.acknowledge(ref.number, "alice")
+        for attempt in range(3):
+            ref = await st.client.trigger(alert(f"acktimeout-{attempt}"))
+            acked = await st.client.acknowledge(ref.number, "alice")
+            # precondition: acknowledged before the 1 s mitigate clock ran out (a loaded host
+            # may be slower than that: then try again with a new incident)
+            if not acked.breaches:
+                break
+        else:
+            raise AssertionError("could not acknowledge within the mitigate clock in 3 tries")
+        mitigate_deadline = acked.deadlines.mitigate
+        assert mitigate_deadline is not None
         snap = await wait_for(
             lambda: timeline_has(st, ref.number, EventKind.ESCALATED, level=2),
-            timeout=10,
+            timeout=10 * TIME_SCALE,
             message="re-escalation after the mitigate clock",
         )
-        breach = next(e for e in snap.timeline if e.kind == EventKind.SLA_BREACHED)
-        assert breach.details["clock"] == "mitigate"
         assert snap.status == Status.ACKNOWLEDGED
-        assert snap.breaches[0].clock.value == "mitigate"
-        assert snap.breaches[0].late_by_seconds < 2
+        [breach] = snap.breaches
+        assert breach.clock == Clock.MITIGATE
+        # the clock that fired is the one set at the start, at or after its instant
+        assert breach.deadline == mitigate_deadline
+        late = (breach.at - breach.deadline).total_seconds()
+        assert late >= 0 and breach.late_by_seconds == pytest.approx(late)
+        # the breach, then (because of it) the re-escalation
+        breached = next(e for e in snap.timeline if e.kind == EventKind.SLA_BREACHED)
+        escalated = next(e for e in snap.timeline if e.kind == EventKind.ESCALATED)
+        assert breached.details["clock"] == "mitigate"
+        assert breached.seq < escalated.seq and breached.at <= escalated.at
+        assert escalated.details["reason"] == "mitigate clock breached"
+        # fired at its instant, not at a later wake-up (TEST_TIME_SCALE for a loaded host)
+        assert breach.late_by_seconds < 2 * TIME_SCALE
 
 
 async def test_status_update_reminders_until_an_update_is_posted(
@@ -63,11 +85,17 @@ async def test_status_update_reminders_until_an_update_is_posted(
             timeout=10,
             message="status_update_due",
         )
-        rows = await st.notified(ref.number)
         due_seq = next(e.seq for e in snap.timeline if e.kind == EventKind.STATUS_UPDATE_DUE)
         await wait_for(
             lambda: _notified_at(st, ref.number, due_seq, "alice"), message="commander reminded"
         )
+        # the reminder goes to the commander alone, as a status_update_due notice
+        reminded = [
+            (r["recipient"], r["event_kind"])
+            for r in await st.notified(ref.number)
+            if r["seq"] == due_seq
+        ]
+        assert reminded == [("alice", "status_update_due")]
         posted = await st.client.act(
             ref.number,
             Action.POST_STATUS_UPDATE,
@@ -76,7 +104,6 @@ async def test_status_update_reminders_until_an_update_is_posted(
         assert posted.last_status_update_at is not None
         assert posted.deadlines.update is not None
         assert posted.deadlines.update > posted.last_status_update_at
-        assert rows is not None
 
 
 async def _notified_at(st, number: str, seq: int, recipient: str) -> bool:  # type: ignore[no-untyped-def]

@@ -18,7 +18,7 @@ from schemas.enums import Action, EventKind, Severity, Status
 from schemas.incident import Alert
 from starter.errors import ActionRejected, IncidentNotFound, InvalidAction, UnknownService
 from tests.conftest import wait_for
-from tests.support_incidents import make_policy, record_history, running_stack
+from tests.support_incidents import Stack, make_policy, record_history, running_stack
 
 
 def alert(key: str, title: str = "Checkout 500s", **kw: object) -> Alert:
@@ -99,9 +99,7 @@ async def test_levels_loop_repeat_times_then_exhaust(temporal_client, database_u
             "escalated",
             "escalation_exhausted",
         ]
-        exhausted_event = next(
-            e for e in snap.timeline if e.kind == EventKind.ESCALATION_EXHAUSTED
-        )
+        exhausted_event = next(e for e in snap.timeline if e.kind == EventKind.ESCALATION_EXHAUSTED)
         assert exhausted_event.details == {"levels": 2, "loops": 2}
         assert snap.escalation.exhausted
         assert not snap.escalation.active and snap.deadlines.next_escalation is None
@@ -113,7 +111,7 @@ async def test_levels_loop_repeat_times_then_exhaust(temporal_client, database_u
         await record_history(st, ref.number, "escalation_exhausted")
 
 
-async def _pages_written(st, number: str, count: int) -> list[str] | None:  # type: ignore[no-untyped-def]
+async def _pages_written(st: Stack, number: str, count: int) -> list[str] | None:
     """The recipients of the trigger and escalation pages once ``count`` are written and the
     exhaustion notice is too (it is the incident's last notification), else None."""
     rows = await st.notified(number)

@@ -38,6 +38,7 @@ from tests.support_deploy import (
     wait_event,
     write_policy,
 )
+from tests.support_drills import TIME_SCALE
 from tests.support_incidents import running_stack
 
 #: how long the webhook receiver takes to answer
@@ -64,7 +65,7 @@ def worker_env(
 async def test_sigterm_lets_the_in_flight_notification_finish(
     tmp_path: Path, temporal_env: WorkflowEnvironment, database_url: str, task_queue: str
 ) -> None:
-    grace = 15.0
+    grace = 15.0 * TIME_SCALE
     with SlowReceiver(RECEIVER_DELAY) as receiver, children(tmp_path) as procs:
         policy = deploy_policy(alice_webhook=receiver.url("/page"))
         env = worker_env(
@@ -81,14 +82,19 @@ async def test_sigterm_lets_the_in_flight_notification_finish(
         await wait_event(receiver.arrived, within=20, message="the page to reach the receiver")
         assert not receiver.answered, "the receiver answered before SIGTERM: the test is moot"
 
-        worker.signal(signal.SIGTERM)
         stopped_at = time.monotonic()
-        code = await worker.wait_exit(within=grace + 10)
-        took = time.monotonic() - stopped_at
+        worker.signal(signal.SIGTERM)
+        code = await worker.wait_exit(within=grace + 10 * TIME_SCALE)
+        exited_at = time.monotonic()
+        took = exited_at - stopped_at
 
         assert code == 0, worker.tail()
-        assert took < grace, f"shutdown took {took:.1f}s, more than the {grace}s grace"
         assert len(receiver.answered) == 1, "the in-flight request was not completed"
+        # SIGTERM, then the answer to the request in flight, then the exit: the worker
+        # waited for the send instead of dropping it
+        assert stopped_at < receiver.answered[0] < exited_at
+        # and exited once drained, not at the end of the grace (TEST_TIME_SCALE scales both)
+        assert took < grace, f"shutdown took {took:.1f}s, more than the {grace}s grace"
         assert "draining in-flight activities" in worker.log()
         assert not health.exists(), "a stopped worker must not look healthy"
         sent = await rows(
@@ -139,9 +145,10 @@ async def api_with_request_in_flight(
     database_url: str,
     task_queue: str,
     grace: float,
-) -> AsyncIterator[tuple[Child, asyncio.Task[httpx.Response]]]:
-    """An ``incidentflow api`` process, and a ``POST /incidents`` provably inside it: no worker
-    polls the task queue yet, so the update-with-start waits once the workflow exists."""
+) -> AsyncIterator[tuple[Child, asyncio.Task[httpx.Response], float]]:
+    """An ``incidentflow api`` process, a ``POST /incidents`` provably inside it (no worker
+    polls the task queue yet, so the update-with-start waits once the workflow exists), and
+    the monotonic time just before the API was sent SIGTERM."""
     port = free_ports(1)[0]
     env = process_env(
         temporal_address=temporal_env.client.service_client.config.target_host,
@@ -171,12 +178,13 @@ async def api_with_request_in_flight(
                 await wait_for(
                     lambda: workflow_exists(handle), timeout=15, message="the request in flight"
                 )
+                signalled = time.monotonic()
                 api.signal(signal.SIGTERM)
                 await wait_for(
                     lambda: refuses_connections(base), timeout=10, message="the listener to close"
                 )
                 assert not request.done(), "answered before a worker ran: the test is moot"
-                yield api, request
+                yield api, request, signalled
             finally:
                 request.cancel()
 
@@ -186,7 +194,7 @@ async def test_api_sigterm_stops_accepting_and_answers_the_request_in_flight(
 ) -> None:
     async with api_with_request_in_flight(
         tmp_path, temporal_env, database_url, task_queue, grace=20
-    ) as (api, request):
+    ) as (api, request, _signalled):
         # a worker now lets the waiting update complete: the API answers, then exits
         policy = deploy_policy()
         async with running_stack(temporal_env.client, database_url, task_queue, policy):
@@ -203,9 +211,8 @@ async def test_api_cuts_a_request_that_outlasts_its_grace(
     grace = 1.0
     async with api_with_request_in_flight(
         tmp_path, temporal_env, database_url, task_queue, grace=grace
-    ) as (api, request):
-        signalled = time.monotonic()
-        code = await api.wait_exit(within=grace + 10)
+    ) as (api, request, signalled):
+        code = await api.wait_exit(within=grace + 10 * TIME_SCALE)
         took = time.monotonic() - signalled
         # no worker ever came: cut after the grace, the caller hears so and may retry (the
         # dedup key makes the retry attach to the same incident)
@@ -215,7 +222,10 @@ async def test_api_cuts_a_request_that_outlasts_its_grace(
             status = None  # the connection closed without an answer
         assert status in (None, 503), status
     assert code == 0, api.tail()
-    assert took < grace + 5, f"exit took {took:.1f}s with a {grace}s grace"
+    # SIGTERM, the grace, then the exit: the request was cut only once the grace was over...
+    assert took >= grace, f"exit after {took:.1f}s, within the {grace}s grace"
+    # ... and soon after it (TEST_TIME_SCALE for a loaded host)
+    assert took < grace + 5 * TIME_SCALE, f"exit took {took:.1f}s with a {grace}s grace"
 
 
 async def api_ready(http: httpx.AsyncClient) -> bool:
