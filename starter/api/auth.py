@@ -24,6 +24,7 @@ from schemas.tokens import find_token, hash_token
 from schemas.webhook_signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_webhook
 from starter.api.context import ApiContext, get_context
 from starter.api.errors import ApiError
+from starter.api.limits import raw_body
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -114,7 +115,8 @@ async def verify_inbound_signature(request: Request, service: Service) -> None:
         return
     timestamp = request.headers.get(TIMESTAMP_HEADER, "")
     signature = request.headers.get(SIGNATURE_HEADER, "")
-    body = await request.body()
+    # the bytes as sent, even where the body limits replaced NUL or a lone surrogate
+    body = raw_body(request.scope) or await request.body()
     if not timestamp or not signature:
         raise ApiError(
             401,

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -160,6 +161,16 @@ def pagerduty_messages(details: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves at the request's path (for ``Allow``)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(request.scope)[0] != Match.NONE:
+            methods |= set(route_methods)
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every exception a handler can meet to one status and the one error shape."""
 
@@ -197,7 +208,12 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(
                 request.url.path, 400, "request body is not valid JSON", code="invalid_json"
             )
-        return error_response(request.url.path, status, message, headers=exc.headers)
+        headers = exc.headers
+        if status == 405:
+            # Starlette names only the first route that matched the path; a path served by
+            # several routes (GET and POST /api/v1/incidents) must list every method
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+        return error_response(request.url.path, status, message, headers=headers)
 
     @app.exception_handler(IncidentNotFound)
     async def _not_found(request: Request, exc: IncidentNotFound) -> JSONResponse:
@@ -209,13 +225,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidAction)
     async def _invalid(request: Request, exc: InvalidAction) -> JSONResponse:
-        return error_response(request.url.path, 422, str(exc), code="invalid_action")
+        # a workflow's validator judged a well-formed request against the incident's current
+        # state ("INC-7 is already SEV2"): a conflict, not malformed input (the request
+        # models refuse malformed input with 422 before any workflow sees it)
+        return error_response(request.url.path, 409, str(exc), code="invalid_action")
 
     @app.exception_handler(UnknownService)
     async def _unknown_service(request: Request, exc: UnknownService) -> JSONResponse:
+        # which services exist is the policy's state, not the request's shape: like an
+        # unknown incident number, 404 (with the field that named it)
         return error_response(
             request.url.path,
-            422,
+            404,
             str(exc),
             code="unknown_service",
             details=[{"loc": ["body", "service"], "field": "service", "message": str(exc)}],

@@ -47,6 +47,7 @@ from starter.api import ingest
 from starter.api.auth import integration_service, verify_inbound_signature
 from starter.api.context import ApiContext, get_context
 from starter.api.errors import ERROR_RESPONSES, ApiError
+from starter.api.params import Instant
 
 SEVERITY_LABELS: dict[str, Severity] = {
     **dict.fromkeys(("critical", "emergency", "fatal", "page", "p1", "sev1"), Severity.SEV1),
@@ -69,8 +70,8 @@ class AmAlert(BaseModel):
     status: Literal["firing", "resolved"]
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
-    starts_at: datetime | None = Field(default=None, alias="startsAt")
-    ends_at: datetime | None = Field(default=None, alias="endsAt")
+    starts_at: Instant | None = Field(default=None, alias="startsAt")
+    ends_at: Instant | None = Field(default=None, alias="endsAt")
     generator_url: str = Field(default="", alias="generatorURL")
     fingerprint: str = Field(default="", max_length=255)
 
@@ -82,7 +83,7 @@ class AmWebhook(BaseModel):
 
     version: Literal["4"]
     group_key: str = Field(default="", alias="groupKey")
-    truncated_alerts: int = Field(default=0, alias="truncatedAlerts")
+    truncated_alerts: int = Field(default=0, alias="truncatedAlerts", strict=True)
     status: Literal["firing", "resolved"]
     receiver: str = ""
     group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")

@@ -21,7 +21,6 @@ A client written for PagerDuty works by changing only its base URL: the request 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -36,6 +35,7 @@ from starter.api import ingest
 from starter.api.auth import integration_service, verify_inbound_signature
 from starter.api.context import ApiContext, get_context
 from starter.api.errors import ApiError, PagerDutyError
+from starter.api.params import Instant
 from starter.errors import ActionRejected, IncidentNotFound
 
 SEVERITIES: dict[str, Severity] = {
@@ -65,7 +65,7 @@ class PdPayload(BaseModel):
     summary: str = Field(min_length=1, max_length=1024)
     source: str = Field(min_length=1, max_length=255)
     severity: Literal["critical", "error", "warning", "info"]
-    timestamp: datetime | None = None
+    timestamp: Instant | None = None
     component: str | None = Field(default=None, max_length=255)
     group: str | None = Field(default=None, max_length=255)
     class_: str | None = Field(default=None, alias="class", max_length=255)
@@ -75,7 +75,29 @@ class PdPayload(BaseModel):
 class PdEvent(BaseModel):
     """A PagerDuty Events API v2 event; unknown fields are accepted and ignored."""
 
-    model_config = ConfigDict(extra="allow")
+    # what the handler requires of each action, in the document too (as PagerDuty's does):
+    # a trigger carries its payload, acknowledge and resolve name their dedup_key
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "properties": {
+                        "event_action": {"const": "trigger"},
+                        "payload": {"type": "object"},
+                    },
+                    "required": ["payload"],
+                },
+                {
+                    "properties": {
+                        "event_action": {"enum": ["acknowledge", "resolve"]},
+                        "dedup_key": {"type": "string", "minLength": 1},
+                    },
+                    "required": ["dedup_key"],
+                },
+            ]
+        },
+    )
 
     routing_key: str = Field(min_length=1, max_length=256)
     event_action: Literal["trigger", "acknowledge", "resolve"]

@@ -5,8 +5,11 @@ answers 413 from ``Content-Length`` alone when that is too large, and otherwise 
 body (chunked uploads included) only up to the limit. A body that is not strict UTF-8 JSON
 (NaN, Infinity, an out-of-range number), or is nested deeper than any real payload (which
 could exhaust the recursion of later encoders), is refused with 400 here, so no handler ever
-sees it; a string holding NUL or a lone surrogate (which PostgreSQL and UTF-8 encoders
-reject far downstream, in a worker's retry loop) gets 422; a non-JSON content type gets 415.
+sees it; a non-JSON content type gets 415. NUL and lone surrogates, which JSON allows but
+PostgreSQL and UTF-8 encoders refuse far downstream (in a worker's retry loop), are replaced
+by U+FFFD in every string and key, so the request is accepted as the OpenAPI document says
+(an alert is not dropped for one odd character); the sender's exact bytes stay available
+for its signature (:func:`raw_body`).
 """
 
 from __future__ import annotations
@@ -61,6 +64,35 @@ def parse_json(body: bytes) -> Any:
 #: characters no string may carry: PostgreSQL text/jsonb cannot store NUL, and a lone
 #: surrogate cannot be encoded as UTF-8 by anything downstream
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+#: where the middleware keeps the body as sent when it had to replace characters
+_RAW_BODY_KEY = "incidentflow.raw_body"
+
+
+def storable(value: Any) -> tuple[Any, bool]:
+    """``value`` with NUL and lone surrogates replaced in every string and key, and whether
+    anything was replaced (only then is a copy made). Called on a body already within the
+    depth limit."""
+    if isinstance(value, str):
+        fixed = _UNSTORABLE.sub(REPLACEMENT, value)
+        return fixed, fixed != value
+    if isinstance(value, list):
+        items = [storable(item) for item in value]
+        if any(changed for _, changed in items):
+            return [item for item, _ in items], True
+        return value, False
+    if isinstance(value, dict):
+        pairs = [(storable(k), storable(v)) for k, v in value.items()]
+        if any(kc or vc for (_, kc), (_, vc) in pairs):
+            return {k: v for (k, _), (v, _) in pairs}, True
+        return value, False
+    return value, False
+
+
+def raw_body(scope: Scope) -> bytes | None:
+    """The body exactly as sent, when the middleware replaced characters in it."""
+    raw = scope.get(_RAW_BODY_KEY)
+    return raw if isinstance(raw, bytes) else None
 
 
 def json_problem(value: Any, max_depth: int) -> tuple[int, str, str] | None:
@@ -71,10 +103,6 @@ def json_problem(value: Any, max_depth: int) -> tuple[int, str, str] | None:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, str):
-            if _UNSTORABLE.search(item):
-                return 422, "validation_error", "strings must not contain NUL or lone surrogates"
-            continue
         if isinstance(item, dict):
             children: list[Any] = [*item.keys(), *item.values()]
         elif isinstance(item, list):
@@ -145,6 +173,14 @@ class BodyLimitMiddleware:
                 status, code, text = problem
                 await self._reject(scope, receive, send, status, text, code)
                 return
+            value, replaced = storable(value)
+            if replaced:
+                scope[_RAW_BODY_KEY] = body
+                body = json.dumps(value, ensure_ascii=False).encode("utf-8")
+                scope["headers"] = [
+                    (k, str(len(body)).encode() if k.lower() == b"content-length" else v)
+                    for k, v in scope["headers"]
+                ]
         replayed = False
 
         async def replay() -> Message:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -11,7 +10,7 @@ from starter import tickets_read
 from starter.api.auth import Read
 from starter.api.context import ApiContext, get_context
 from starter.api.errors import ERROR_RESPONSES
-from starter.api.params import TEXT_PATTERN, utc_param
+from starter.api.params import TEXT_PATTERN, Instant
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"], responses=ERROR_RESPONSES)
 
@@ -20,12 +19,10 @@ router = APIRouter(prefix="/api/v1/reports", tags=["reports"], responses=ERROR_R
 async def summary(
     _: Read,
     ctx: Annotated[ApiContext, Depends(get_context)],
-    since: Annotated[datetime | None, Query(description="incidents created at or after")] = None,
-    until: Annotated[datetime | None, Query(description="incidents created before")] = None,
+    since: Annotated[Instant | None, Query(description="incidents created at or after")] = None,
+    until: Annotated[Instant | None, Query(description="incidents created before")] = None,
     service: Annotated[str | None, Query(max_length=200, pattern=TEXT_PATTERN)] = None,
 ) -> tickets_read.SummaryReport:
     """Counts by severity/category/service/status, MTTA, MTTR (overall and per severity) and
     SLA compliance per clock and severity, over incidents created in ``[since, until)``."""
-    return await tickets_read.summary(
-        ctx.db(), since=utc_param(since, "since"), until=utc_param(until, "until"), service=service
-    )
+    return await tickets_read.summary(ctx.db(), since=since, until=until, service=service)
