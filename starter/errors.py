@@ -14,11 +14,13 @@ class ActionRejected(IncidentError):
 
 
 class InvalidAction(IncidentError):
-    """The input itself is wrong (empty text, unknown target) (422)."""
+    """A workflow's validator refused a well-formed input given the current state ("INC-7 is
+    already SEV2") (HTTP 409; the API's request models refuse malformed input with 422)."""
 
 
 class UnknownService(IncidentError):
-    """An alert named a service the policy does not have (rejected before any workflow starts)."""
+    """An alert named a service the policy does not have, or none and no rule routes it
+    (rejected before any workflow starts; HTTP 404)."""
 
 
 class ServiceUnavailable(IncidentError):
