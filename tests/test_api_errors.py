@@ -253,6 +253,18 @@ async def test_bad_bodies_on_integrations_keep_their_shapes(api_no_worker: Any) 
     }
 
 
+async def test_405_allows_every_method_the_path_documents(api_no_worker: Any) -> None:
+    """Starlette names only the first route matching a path; GET and POST share this one."""
+    api = api_no_worker
+    documented = api.app.openapi()["paths"][INCIDENTS]
+    for method in ("DELETE", "PUT", "OPTIONS"):
+        response = await api.http.request(method, INCIDENTS, headers=api.auth("admin"))
+        assert response.status_code == 405, method
+        assert error(response)["error"] == "method_not_allowed"
+        allowed = {m.strip().lower() for m in response.headers["allow"].split(",")}
+        assert allowed == {*documented, "head"}, response.headers["allow"]
+
+
 async def test_nul_and_lone_surrogates_are_stored_as_replacement_characters(
     temporal_client: Client, database_url: str, task_queue: str
 ) -> None:

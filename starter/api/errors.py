@@ -9,6 +9,7 @@ the request path. Messages never carry a secret: no token, no integration key, n
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +20,6 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -161,14 +161,39 @@ def pagerduty_messages(details: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def allowed_methods(request: Request) -> list[str]:
-    """Every method some route of the app serves at the request's path (for ``Allow``)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        route_methods = getattr(route, "methods", None)
-        if route_methods and route.matches(request.scope)[0] != Match.NONE:
-            methods |= set(route_methods)
-    return sorted(methods)
+#: the methods an OpenAPI path item may document
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def _documented_methods(app: FastAPI) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    """Each documented path as a regex with its methods, static paths first; cached."""
+    cached: list[tuple[re.Pattern[str], frozenset[str]]] | None = getattr(
+        app.state, "documented_methods", None
+    )
+    if cached is None:
+        paths: dict[str, dict[str, Any]] = app.openapi().get("paths", {})
+        cached = []
+        for template in sorted(paths, key=lambda t: (t.count("{"), t)):
+            pattern = re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template))
+            methods = {m.upper() for m in paths[template] if m in _HTTP_METHODS}
+            if "GET" in methods:
+                methods.add("HEAD")  # Starlette answers HEAD wherever it answers GET
+            cached.append((re.compile(pattern), frozenset(methods)))
+        app.state.documented_methods = cached
+    return cached
+
+
+def allowed_methods(request: Request, starlette_allow: str | None) -> str:
+    """``Allow`` for a 405: every method documented for the path (Starlette's own header
+    names only the first route that matched it: POST where GET and POST share a path),
+    with Starlette's for paths the document leaves out (the dashboard)."""
+    methods = {m.strip() for m in (starlette_allow or "").split(",") if m.strip()}
+    path = request.scope["path"]
+    for regex, documented in _documented_methods(request.app):
+        if regex.fullmatch(path):
+            methods |= documented
+            break
+    return ", ".join(sorted(methods))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -210,9 +235,8 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         headers = exc.headers
         if status == 405:
-            # Starlette names only the first route that matched the path; a path served by
-            # several routes (GET and POST /api/v1/incidents) must list every method
-            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+            allow = allowed_methods(request, (headers or {}).get("Allow"))
+            headers = {**(headers or {}), "Allow": allow}
         return error_response(request.url.path, status, message, headers=headers)
 
     @app.exception_handler(IncidentNotFound)
