@@ -9,7 +9,8 @@ check schemathesis registers: no 5xx; documented status codes, content types, he
 bodies; schema-valid requests accepted (2xx, or 401/403/404/409/429) and schema-violating
 ones refused; 405 with a complete ``Allow`` for an undocumented method; authentication
 enforced (``ignored_auth`` probes an operation without and with a bad token once, as the
-schemathesis CLI does); and the stateful ones, which need nothing here.
+schemathesis CLI does); the stateful ones, which need nothing here; and one of ours: every
+405's ``Allow`` names every method the path documents.
 
 Cases are generated in a worker thread (Hypothesis is synchronous) and sent with
 ``requests``; the server runs on the test's event loop beside the Temporal client and the
@@ -43,7 +44,7 @@ from schemathesis.generation.hypothesis.builder import (
     HypothesisTestMode,
     create_test,
 )
-from schemathesis.specs.openapi.checks import ignored_auth
+from schemathesis.specs.openapi.checks import HTTP_METHODS_SCHEMA, ignored_auth
 from temporalio.client import Client
 
 from schemas.settings import Settings
@@ -72,9 +73,22 @@ SETTINGS = hypothesis.settings(
 )
 
 
+def allow_lists_documented_methods(ctx: CheckContext, response: Any, case: Any) -> None:
+    """Every 405's ``Allow`` names every method documented for the path (schemathesis's own
+    checks only look for the header on a 405, and compare it to the document on OPTIONS)."""
+    if response.status_code != 405:
+        return
+    documented = {m.upper() for m in case.operation.schema[case.operation.path]}
+    documented &= {m.upper() for m in HTTP_METHODS_SCHEMA}
+    sent = ",".join(response.headers.get("allow", []))
+    allowed = {m.strip().upper() for m in sent.split(",") if m.strip()}
+    assert documented <= allowed, f"405 Allow: {sent!r} lacks {sorted(documented - allowed)}"
+
+
 def every_check(enforced: set[str]) -> list[CheckFunction]:
     """Every check schemathesis registers (a newer schemathesis's new ones join by
-    themselves); ``ignored_auth`` shares the operations it has proven across the run."""
+    themselves), and ours on ``Allow``; ``ignored_auth`` shares the operations it has proven
+    across the run."""
 
     def ignored_auth_once(ctx: CheckContext, response: Any, case: Any) -> bool | None:
         ctx.auth_enforced_operations = enforced
@@ -83,7 +97,8 @@ def every_check(enforced: set[str]) -> list[CheckFunction]:
     ignored_auth_once.__name__ = ignored_auth.__name__
     checks = REGISTERED_CHECKS.get_all()
     assert ignored_auth in checks
-    return [ignored_auth_once if check is ignored_auth else check for check in checks]
+    swapped = [ignored_auth_once if check is ignored_auth else check for check in checks]
+    return [*swapped, allow_lists_documented_methods]
 
 
 @dataclass
