@@ -143,11 +143,17 @@ def action_item_due(
     due_date: date | None, due_at: datetime | None, review: ReviewPolicy
 ) -> tuple[date | None, datetime | None]:
     """An action item's (local due date, due instant): an explicit instant wins (its date
-    read in the review zone); a bare date is due at 09:00 in the review zone."""
-    if due_at is not None:
-        _, zone = review_zone(review)
-        at = due_at.astimezone(UTC)
-        return at.astimezone(zone).date(), at
-    if due_date is not None:
-        return due_date, action_item_reminder_at(due_date, review)
+    read in the review zone); a bare date is due at 09:00 in the review zone. Never raises:
+    a value at the calendar's edge is clamped to it."""
+    _, zone = review_zone(review)
+    try:
+        if due_at is not None:
+            at = due_at.astimezone(UTC)
+            return at.astimezone(zone).date(), at
+        if due_date is not None:
+            return due_date, action_item_reminder_at(due_date, review)
+    except OverflowError:
+        # past the calendar's edge once moved to UTC: the edge itself (never, or long ago)
+        at = datetime.max if (due_at or due_date or date.max).year > 1 else datetime.min
+        return at.date(), at.replace(tzinfo=UTC)
     return None, None

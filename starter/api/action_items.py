@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from schemas.review import ActionItemChange, ActionItemStatus, action_item_problem
 from schemas.review_schedule import action_item_due
@@ -21,13 +21,21 @@ from starter.api.auth import Read, Respond
 from starter.api.context import ApiContext, get_context
 from starter.api.errors import ERROR_RESPONSES, ApiError
 from starter.api.params import TEXT_PATTERN
-from starter.api.reviews import ActionItemView, Due, check_users, item_view, reviews
+from starter.api.reviews import (
+    POLICY_USER,
+    ActionItemView,
+    Due,
+    UserName,
+    check_users,
+    item_view,
+    reviews,
+)
 from starter.errors import IncidentNotFound
 from starter.reviews_client import ReviewFinished
 
 Ctx = Annotated[ApiContext, Depends(get_context)]
 ItemId = Annotated[int, Path(ge=1, le=2**63 - 1, description="action item id")]
-UserName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
 
 router = APIRouter(prefix="/api/v1", tags=["action items"], responses=ERROR_RESPONSES)
 
@@ -36,10 +44,17 @@ class ActionItemPatch(BaseModel):
     """Any of: a new status (``done``/``cancelled`` stop its reminder, ``open`` reopens it),
     a new owner, a new due (``null`` drops it). An item must be open to change owner or due."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
-    status: ActionItemStatus | None = None
-    owner: UserName | None = None
+    # omitted means unchanged; the document says null is no value for either
+    status: Annotated[
+        ActionItemStatus | None,
+        WithJsonSchema({"type": "string", "enum": [s.value for s in ActionItemStatus]}),
+    ] = None
+    owner: Annotated[
+        UserName | None,
+        WithJsonSchema({"type": "string", POLICY_USER: True, "description": "a policy user"}),
+    ] = None
     due: Due = Field(
         default=None,
         description="an ISO date (09:00 in the review zone) or an instant with a UTC offset; "
@@ -55,10 +70,10 @@ class ActionItemList(BaseModel):
 async def list_action_items(
     _: Read,
     ctx: Ctx,
-    owner: Annotated[UserName | None, Query(description="its owner")] = None,
+    owner: Annotated[Name | None, Query(description="its owner")] = None,
     status: Annotated[ActionItemStatus | None, Query()] = None,
     overdue: Annotated[bool, Query(description="only open items past their due")] = False,
-    service: Annotated[UserName | None, Query()] = None,
+    service: Annotated[Name | None, Query()] = None,
     number: Annotated[
         str | None, Query(pattern=r"^INC-[1-9][0-9]{0,17}$", description="incident")
     ] = None,
@@ -96,11 +111,12 @@ async def get_action_item(item_id: ItemId, _: Read, ctx: Ctx) -> ActionItemView:
 async def patch_action_item(
     item_id: ItemId, body: ActionItemPatch, principal: Respond, ctx: Ctx
 ) -> ActionItemView:
-    if not body.model_fields_set:
+    given = {f for f in body.model_fields_set if f == "due" or getattr(body, f) is not None}
+    if not given:
         raise ApiError(
             422,
             "nothing to change: give status, owner or due",
-            details=[{"loc": ["body"], "field": "body", "message": "empty change"}],
+            details=[{"loc": ["body"], "field": "body", "message": "no change given"}],
         )
     if body.owner is not None:
         check_users(ctx, [(["owner"], body.owner)])

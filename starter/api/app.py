@@ -108,6 +108,7 @@ def create_app(
         app.include_router(module.router)
     for module in (reviews, action_items):
         app.include_router(module.router)
+    reviews.document_policy_users(app, policy)
     install_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=options.max_body_bytes, max_depth=options.max_json_depth

@@ -13,19 +13,18 @@ Action items have their own routes in ``starter.api.action_items``.
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Depends, FastAPI, Response
 from pydantic import (
-    AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
 )
 
 from schemas.enums import Scope
 from schemas.links import review_url
+from schemas.policy import Policy
 from schemas.review import (
     ActionItem,
     ActionItemInput,
@@ -40,30 +39,27 @@ from starter.api.auth import Principal, Read, Respond, require
 from starter.api.context import ApiContext, get_context
 from starter.api.errors import ERROR_RESPONSES, ApiError
 from starter.api.incidents import ensure_may_exist
-from starter.api.params import TEXT_PATTERN, NumberPath
+from starter.api.params import NOT_BLANK_PATTERN, TEXT_PATTERN, Instant, NumberPath
 from starter.errors import IncidentNotFound
 from starter.reviews_client import NotAllowed, ReviewClient, ReviewFinished
 
 Ctx = Annotated[ApiContext, Depends(get_context)]
 Admin = Annotated[Principal, Depends(require(Scope.ADMIN))]
-UserName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
-Line = Annotated[str, StringConstraints(min_length=1, max_length=4000, pattern=TEXT_PATTERN)]
+Line = Annotated[str, StringConstraints(min_length=1, max_length=4000, pattern=NOT_BLANK_PATTERN)]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=1000, pattern=NOT_BLANK_PATTERN)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=65536, pattern=NOT_BLANK_PATTERN)]
+#: marks a user-name field: ``document_policy_users`` lists the policy's users as its enum
+POLICY_USER = "x-policy-user"
+UserName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, pattern=TEXT_PATTERN),
+    WithJsonSchema({"type": "string", POLICY_USER: True, "description": "a policy user"}),
+]
 
 router = APIRouter(prefix="/api/v1", tags=["reviews"], responses=ERROR_RESPONSES)
 
-#: the years a due date or a meeting may fall in (beyond, time zone arithmetic overflows)
-YEARS = range(2000, 3000)
-
-
-def _plausible(value: Any) -> Any:
-    if value is not None and value.year not in YEARS:
-        raise ValueError(f"must fall in the years {YEARS.start}-{YEARS.stop - 1}")
-    return value
-
-
 #: a due date (09:00 in the review zone) or an instant with a UTC offset
-Due = Annotated[AwareDatetime | date | None, AfterValidator(_plausible)]
-Instant = Annotated[AwareDatetime, AfterValidator(_plausible)]
+Due = Instant | date | None
 
 MARKDOWN = "text/markdown; charset=utf-8"
 CALENDAR = "text/calendar; charset=utf-8"
@@ -75,8 +71,8 @@ class NewActionItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: Line
-    owner: UserName = Field(description="a user of the policy file")
+    title: Title
+    owner: UserName
     due: Due = Field(
         default=None,
         description="an ISO date (due, and reminded, at 09:00 in the review zone) or an "
@@ -95,7 +91,7 @@ class CompleteReviewRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    summary: str = Field(min_length=1, max_length=65536, pattern=TEXT_PATTERN)
+    summary: Text
     contributing_factors: list[Line] = Field(default_factory=list, max_length=100)
     what_went_well: list[Line] = Field(default_factory=list, max_length=100)
     what_to_improve: list[Line] = Field(default_factory=list, max_length=100)
@@ -105,7 +101,9 @@ class CompleteReviewRequest(BaseModel):
 class RescheduleRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    at: Instant = Field(description="the new meeting start, with a UTC offset")
+    at: Instant = Field(
+        description="the new meeting start, with a UTC offset: in the future, within 366 days"
+    )
     reason: Line | None = None
 
 
@@ -165,6 +163,15 @@ class ReviewView(BaseModel):
 # ---------------------------------------------------------------------------- helpers
 def reviews(ctx: ApiContext) -> ReviewClient:
     return ReviewClient(ctx.client().client)
+
+
+def unique_items(items: list[NewActionItem]) -> dict[tuple[str, str], ActionItemInput]:
+    """One item per (title, owner), as the ``action_items`` table keys them: a repeat is the
+    same item, its last due wins."""
+    unique: dict[tuple[str, str], ActionItemInput] = {}
+    for item in items:
+        unique[(item.title.strip(), item.owner.strip())] = item.as_input()
+    return unique
 
 
 def is_overdue(item: ActionItem, now: datetime) -> bool:
@@ -248,6 +255,30 @@ async def review_view(ctx: ApiContext, state: ReviewState) -> ReviewView:
             "dashboard": review_url(base_url(ctx), number),
         },
     )
+
+
+def document_policy_users(app: FastAPI, policy: Policy) -> None:
+    """The OpenAPI document lists the policy's users as the enum of every user-name field
+    (owners, attendees): the API refuses anyone else, and a client can know it beforehand."""
+    names = sorted({user.name for user in policy.users})
+    generate = app.openapi
+
+    def mark(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.pop(POLICY_USER, False) and names:
+                node["enum"] = names
+            for value in node.values():
+                mark(value)
+        elif isinstance(node, list):
+            for value in node:
+                mark(value)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            mark(generate())
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def base_url(ctx: ApiContext) -> str:
@@ -346,7 +377,7 @@ async def complete_review(
         contributing_factors=body.contributing_factors,
         what_went_well=body.what_went_well,
         what_to_improve=body.what_to_improve,
-        action_items=[i.as_input() for i in body.action_items],
+        action_items=list(unique_items(body.action_items).values()),
     )
     return await changed(ctx, number, "complete", reviews(ctx).complete(number, data))
 
@@ -390,7 +421,7 @@ async def add_attendees(
 
 @router.get(
     "/incidents/{number}/review/postmortem.md",
-    response_class=PlainTextResponse,
+    response_class=Response,
     responses={200: {"content": {"text/markdown": {}}, "description": "the postmortem"}},
     summary="The postmortem (markdown; a draft until the review is completed)",
 )
