@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Calendar
 
-from schemas.review_calendar import Person, build_invite, review_uid
+from activities.reviews.invite import invite_subject
 from activities.reviews.rendering import PostmortemRenderer, incident_metrics
 from schemas.enums import EventKind
 from schemas.incident import TimelineEvent
@@ -19,6 +19,7 @@ from schemas.review import (
     ReviewState,
     ReviewStatus,
 )
+from schemas.review_calendar import Person, build_invite, review_uid
 from tests.support_notifications import T0, make_snapshot
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -153,3 +154,31 @@ def test_invite_parses_with_zone_uid_sequence_organizer_attendees() -> None:
     }
     assert str(ev["SUMMARY"]) == "Post-incident review: INC-7 Checkout 500s"
     assert [tz.tz_name for tz in calendar.timezones] == ["Europe/Berlin"]
+
+
+def test_cancellation_keeps_the_uid_and_says_cancelled() -> None:
+    start = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)
+    invite = ReviewInviteInput(
+        number="INC-7",
+        seq=12,
+        title="Checkout 500s",
+        service="checkout",
+        severity="SEV1",
+        start=start,
+        end=start + timedelta(hours=1),
+        zone="Europe/Berlin",
+        facilitator="alice",
+        attendees=["alice"],
+        sequence=3,
+        stamp=start,
+        method="CANCEL",
+    )
+    alice = Person("alice", "alice@example.com")
+    calendar = Calendar.from_ical(
+        build_invite(invite, organizer=alice, attendees=[alice], link="#")
+    )
+    ev: Any = calendar.walk("VEVENT")[0]
+    assert str(calendar["METHOD"]) == "CANCEL" and str(ev["STATUS"]) == "CANCELLED"
+    assert str(ev["UID"]) == review_uid("INC-7") and int(ev["SEQUENCE"]) == 3
+    subject = invite_subject(invite, "Tuesday 2026-03-10 14:00 CET")
+    assert subject.startswith("Cancelled: post-incident review of INC-7")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 
 from schemas.business_days import business_days_between, is_business_day
 from schemas.policy import ReviewPolicy
+from schemas.review import (
+    ActionItem,
+    ActionItemChange,
+    ActionItemStatus,
+    action_item_problem,
+)
 from schemas.review_schedule import (
+    action_item_due,
     action_item_reminder_at,
     overdue_at,
     plan_review,
@@ -223,3 +230,39 @@ def test_action_item_reminders() -> None:
     assert action_item_reminder_at(date(2026, 3, 10), policy()) == at(BERLIN, 2026, 3, 10, 9, 0)
     dues = [date(2026, 4, 1), None, date(2026, 3, 1), date(2026, 4, 1)]
     assert reminder_due_dates(dues) == [date(2026, 3, 1), date(2026, 4, 1)]
+
+
+def test_action_item_due_date_or_instant_in_the_review_zone() -> None:
+    review = policy()
+    # a bare date: due (and reminded) at 09:00 in the zone
+    assert action_item_due(date(2026, 3, 10), None, review) == (
+        date(2026, 3, 10),
+        at(BERLIN, 2026, 3, 10, 9, 0),
+    )
+    # an instant wins; its date is read in the zone (01:30 Berlin is still the 11th there)
+    instant = datetime(2026, 3, 11, 0, 30, tzinfo=UTC)
+    assert action_item_due(date(2026, 1, 1), instant, review) == (date(2026, 3, 11), instant)
+    assert action_item_due(None, None, review) == (None, None)
+    # the calendar's edge clamps instead of overflowing (the workflow must never raise)
+    east = timezone(timedelta(hours=5))
+    assert action_item_due(None, datetime(1, 1, 1, tzinfo=east), review)[1] == datetime.min.replace(
+        tzinfo=UTC
+    )
+    west = timezone(timedelta(hours=-5))
+    late = datetime(9999, 12, 31, 23, tzinfo=west)
+    assert action_item_due(None, late, review)[1] == datetime.max.replace(tzinfo=UTC)
+
+
+def test_closed_action_items_must_be_reopened_to_be_replanned() -> None:
+    item = ActionItem(id=3, number="INC-1", owner="bob", title="t", status="done")
+    reassign = ActionItemChange(actor="bob", id=3, owner="carol")
+    assert action_item_problem(item, reassign) == (
+        "action item 3 is done: reopen it (status open) to change its owner or due date"
+    )
+    reopen = reassign.model_copy(update={"status": ActionItemStatus.OPEN})
+    assert action_item_problem(item, reopen) is None
+    assert (
+        action_item_problem(item, ActionItemChange(actor="bob", id=3, status="cancelled")) is None
+    )
+    open_item = item.model_copy(update={"status": "open"})
+    assert action_item_problem(open_item, reassign) is None
