@@ -15,6 +15,7 @@ from datetime import UTC, timedelta
 
 from icalendar import Calendar, Event, vCalAddress, vText
 
+from schemas.policy import Policy
 from schemas.review import ReviewInviteInput
 from schemas.review_schedule import zone_named
 
@@ -26,6 +27,31 @@ class Person:
     name: str
     email: str
     display_name: str = ""
+
+
+@dataclass(frozen=True)
+class Invitees:
+    organizer: Person
+    #: facilitator and attendees with an email address, each once
+    people: list[Person]
+    #: those without one (they hear of the meeting through their other channels)
+    without_email: list[str]
+
+
+def invitees(policy: Policy, invite: ReviewInviteInput, sender: str) -> Invitees:
+    """Who the invite lists: the organizer is the facilitator, else ``sender`` (SMTP_FROM)."""
+    people: list[Person] = []
+    without_email: list[str] = []
+    for name in dict.fromkeys(n for n in [invite.facilitator, *invite.attendees] if n):
+        user = policy.user(name)
+        if user is None or not user.email:
+            without_email.append(name)
+        else:
+            people.append(Person(name, user.email, user.full_name or ""))
+    organizer = next((p for p in people if p.name == invite.facilitator), None)
+    return Invitees(
+        organizer or Person("incidentflow", sender, "incidentflow"), people, without_email
+    )
 
 
 def review_uid(number: str) -> str:

@@ -55,7 +55,7 @@ from schemas.review import (
     ReviewStatus,
     UpdateActionItemInput,
 )
-from schemas.review_calendar import Person, build_invite
+from schemas.review_calendar import Person, build_invite, invitees
 from schemas.settings import Settings
 
 #: attempts of ``record_review`` that wait for the incident's last ticket write before the
@@ -251,21 +251,13 @@ class ReviewActivities:
     # ------------------------------------------------------------------ invite
     @activity.defn(name=SEND_REVIEW_INVITE)
     async def send_review_invite(self, data: ReviewInviteInput) -> InviteResult:
-        result = InviteResult()
-        people: list[Person] = []
-        for name in dict.fromkeys(n for n in [data.facilitator, *data.attendees] if n):
-            user = self.policy.user(name)
-            if user is None or not user.email:
-                result.without_email.append(name)
-                continue
-            people.append(Person(name, user.email, user.full_name or ""))
+        listed = invitees(self.policy, data, self.settings.smtp_from)
+        result = InviteResult(without_email=listed.without_email)
+        people = listed.people
         if not people:
             return result
-        organizer = next((p for p in people if p.name == data.facilitator), None) or Person(
-            "incidentflow", self.settings.smtp_from, "incidentflow"
-        )
         link = self.link(data.number)
-        ics = build_invite(data, organizer=organizer, attendees=people, link=link)
+        ics = build_invite(data, organizer=listed.organizer, attendees=people, link=link)
         local_start = local_time(data.start, data.zone)
         subject = invite_subject(data, local_start)
         cancelled = "CANCELLED: the review was waived.\n" if data.method == "CANCEL" else ""

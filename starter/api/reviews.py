@@ -33,7 +33,7 @@ from schemas.review import (
     ReviewState,
     ReviewStatus,
 )
-from schemas.review_calendar import Person, build_invite
+from schemas.review_calendar import build_invite, invitees
 from starter import review_queries
 from starter.api.auth import Principal, Read, Respond, require
 from starter.api.context import ApiContext, get_context
@@ -293,14 +293,6 @@ def invite_ics(ctx: ApiContext, state: ReviewState) -> bytes:
             f"the review of {state.number} is {state.status.value}: it has no meeting yet",
             code="action_rejected",
         )
-    people = []
-    for name in dict.fromkeys(n for n in [state.facilitator, *state.attendees] if n):
-        user = ctx.policy.user(name)
-        if user is not None and user.email:
-            people.append(Person(name, user.email, user.full_name or ""))
-    organizer = next((p for p in people if p.name == state.facilitator), None) or Person(
-        "incidentflow", ctx.settings.smtp_from, "incidentflow"
-    )
     inc = state.incident
     invite = ReviewInviteInput(
         number=state.number,
@@ -317,8 +309,9 @@ def invite_ics(ctx: ApiContext, state: ReviewState) -> bytes:
         stamp=datetime.now(UTC).replace(microsecond=0),
         method="CANCEL" if state.status == ReviewStatus.WAIVED else "REQUEST",
     )
+    listed = invitees(ctx.policy, invite, ctx.settings.smtp_from)
     link = review_url(base_url(ctx), state.number)
-    return build_invite(invite, organizer=organizer, attendees=people, link=link)
+    return build_invite(invite, organizer=listed.organizer, attendees=listed.people, link=link)
 
 
 async def finished(ctx: ApiContext, number: str, action: str) -> ApiError:
