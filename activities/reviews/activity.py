@@ -252,7 +252,10 @@ class ReviewActivities:
     @activity.defn(name=SEND_REVIEW_INVITE)
     async def send_review_invite(self, data: ReviewInviteInput) -> InviteResult:
         listed = invitees(self.policy, data, self.settings.smtp_from)
-        result = InviteResult(without_email=listed.without_email)
+        wanted = set(data.recipients) if data.recipients is not None else None
+        result = InviteResult(
+            without_email=[n for n in listed.without_email if wanted is None or n in wanted]
+        )
         people = listed.people
         if not people:
             return result
@@ -268,7 +271,7 @@ class ReviewActivities:
             f"Attendees: {', '.join(p.name for p in people)}\n\n"
             f"Postmortem draft and timeline: {link}\n"
         )
-        to = people if data.recipients is None else [p for p in people if p.name in data.recipients]
+        to = [p for p in people if wanted is None or p.name in wanted]
         outcomes = await asyncio.gather(
             *(self._invite(data, person, ics, subject, text) for person in to),
             return_exceptions=True,
