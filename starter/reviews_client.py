@@ -158,8 +158,10 @@ class ReviewClient:
             raise _REJECTIONS.get(kind or "", InvalidAction)(message) from err
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND and await self.running(number) is False:
+                final = await self.handle(number).result(result_type=ReviewState)
                 raise ReviewFinished(
-                    f"the review workflow of {number} has finished and takes no more changes"
+                    f"the review of {number} is {final.status.value}: its workflow has finished"
+                    " and takes no more changes"
                 ) from err
             raise _rpc_error(err, number) from err
 

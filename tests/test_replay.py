@@ -2,11 +2,20 @@
 
 A change that would break running incidents fails here until it is guarded with
 ``workflow.patched`` (see docs/deploy.md for re-recording).
+
+``histories/py311/`` holds histories recorded before the ``python-invariant-waits`` patch
+(workflows/waiting.py). Their timed waits went through ``asyncio.wait_for``, whose wake-up
+order Python 3.12 changed, so they replay on Python 3.11 only: the worker Python an incident
+started on must finish it (docs/deploy.md, "Upgrading Python"). Histories in ``histories/``
+replay on every supported Python.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,9 +25,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, WorkflowReplayResult
 
 from worker.main import STRICT_SANDBOX, WORKFLOWS
+from workflows.waiting import INVARIANT_WAITS
 
 TESTS = Path(__file__).parent
 HISTORIES = sorted((TESTS / "histories").glob("*.json"))
+#: recorded by Python 3.11 before the python-invariant-waits patch: they replay on 3.11 only
+PY311_HISTORIES = sorted((TESTS / "histories" / "py311").glob("*.json"))
+ON_311 = sys.version_info[:2] == (3, 11)
 #: ``await record_history(st, ref.number, "<name>")``, ``await record_review_history(…)``
 RECORD_CALL = re.compile(r"\bawait record_(?:review_)?history\([^()]*?\"(\w+)\"\s*\)")
 
@@ -51,21 +64,51 @@ def test_histories_are_recorded() -> None:
     )
 
 
-async def test_every_history_replays() -> None:
-    assert HISTORIES, "tests/histories/ holds no history"
+async def replay_all(paths: list[Path]) -> None:
+    """Replay ``paths`` in one pass: each file is replayed once, and none fails."""
+    assert paths, "no history to replay"
 
     async def histories() -> AsyncIterator[WorkflowHistory]:
-        for path in HISTORIES:
+        for path in paths:
             yield load(path)
 
     results: list[WorkflowReplayResult] = []
     async with replayer().workflow_replay_iterator(histories()) as replayed:
         async for result in replayed:
             results.append(result)
-    # each file present was replayed, once
-    assert sorted(r.history.workflow_id for r in results) == [p.stem for p in HISTORIES]
+    assert sorted(r.history.workflow_id for r in results) == sorted(p.stem for p in paths)
     failures = {r.history.workflow_id: r.replay_failure for r in results if r.replay_failure}
     assert not failures, failures
+
+
+async def test_every_history_replays() -> None:
+    await replay_all(HISTORIES)
+
+
+@pytest.mark.skipif(not ON_311, reason="recorded by Python 3.11's asyncio.wait_for (see above)")
+async def test_every_pre_invariant_wait_history_replays_on_311() -> None:
+    await replay_all(PY311_HISTORIES)
+
+
+def patches(path: Path) -> set[str]:
+    """The patch ids a history's ``core_patch`` markers carry."""
+    found: set[str] = set()
+    for event in json.loads(path.read_text(encoding="utf-8"))["events"]:
+        marker = event.get("markerRecordedEventAttributes")
+        if marker and marker.get("markerName") == "core_patch":
+            for payload in marker["details"]["patch-data"]["payloads"]:
+                found.add(json.loads(base64.b64decode(payload["data"]))["id"])
+    return found
+
+
+def test_the_invariant_histories_took_the_patch() -> None:
+    """A history recorded today carries the python-invariant-waits patch (without it, it
+    would replay only on the Python that recorded it); none of the 3.11 ones does."""
+    for path in HISTORIES:
+        assert INVARIANT_WAITS in patches(path), path.name
+    assert PY311_HISTORIES
+    for path in PY311_HISTORIES:
+        assert INVARIANT_WAITS not in patches(path), path.name
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

@@ -81,6 +81,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from schemas.policy import EscalationTarget, SeverityPolicy
     from workflows.review import PostIncidentReviewWorkflow, ReviewStart
+    from workflows.waiting import wait_or_time_out
 
 TICKET_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -177,11 +178,11 @@ class IncidentWorkflow:
             timeout = None if due is None else max(0.0, (due - workflow.now()).total_seconds())
             if timeout is None or timeout > 0:
                 try:
-                    await workflow.wait_condition(
+                    await wait_or_time_out(
                         lambda seen=seen: (  # type: ignore[misc]
                             self._wake != seen or self._should_continue_as_new()
                         ),
-                        timeout=timeout,
+                        timeout,
                     )
                 except TimeoutError:
                     pass
@@ -193,10 +194,10 @@ class IncidentWorkflow:
             # Bounded: a new alert for this key waits for this run to end (ingest retries),
             # so a mail server that is down must not hold the key for the whole retry budget.
             try:
-                await workflow.wait_condition(
-                    lambda: not self._notifications, timeout=DRAIN_NOTIFICATIONS
-                )
+                await wait_or_time_out(lambda: not self._notifications, DRAIN_NOTIFICATIONS)
             except TimeoutError:
+                pass
+            if self._notifications:
                 workflow.logger.warning("closing with notifications still being retried")
         self._finished = True
         await sync

@@ -84,6 +84,7 @@ with workflow.unsafe.imports_passed_through():
         review_start,
         review_zone,
     )
+    from workflows.waiting import wait_or_time_out
 
 __all__ = [
     "CompleteReviewInput",
@@ -162,9 +163,9 @@ class PostIncidentReviewWorkflow:
             timeout = None if due is None else max(0.0, (due - workflow.now()).total_seconds())
             if timeout is None or timeout > 0:
                 try:
-                    await workflow.wait_condition(
+                    await wait_or_time_out(
                         lambda seen=seen: self._wake != seen,  # type: ignore[misc]
-                        timeout=timeout,
+                        timeout,
                     )
                 except TimeoutError:
                     pass
@@ -663,9 +664,9 @@ class PostIncidentReviewWorkflow:
             timeout = max(0.0, (min(dues) - workflow.now()).total_seconds()) if dues else None
             if timeout is None or timeout > 0:
                 try:
-                    await workflow.wait_condition(
+                    await wait_or_time_out(
                         lambda seen=seen: self._wake != seen,  # type: ignore[misc]
-                        timeout=timeout,
+                        timeout,
                     )
                 except TimeoutError:
                     pass
