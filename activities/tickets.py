@@ -27,6 +27,7 @@ from schemas.activity_io import (
     RecordIncidentInput,
 )
 from schemas.enums import Role
+from schemas.failures import FailureType
 from schemas.incident import IncidentSnapshot, TimelineEvent
 
 NUMBER_PREFIX = "INC-"
@@ -147,7 +148,7 @@ def _number_seq(number: str) -> int | None:
     if not number:
         raise ApplicationError(
             "incident has no number yet: allocate_incident_number must run first",
-            type="MissingIncidentNumber",
+            type=FailureType.MISSING_INCIDENT_NUMBER,
             non_retryable=True,
         )
     match = _NUMBER.match(number)

@@ -60,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from schemas.classification import priority_for, severity_for
     from schemas.enums import Action, Clock, EventKind, Role, Status, TargetKind
+    from schemas.failures import FailureType
     from schemas.incident import (
         Alert,
         Breach,
@@ -238,7 +239,7 @@ class IncidentWorkflow:
             while len(self._alert_ids) > RECENT_ALERT_IDS:
                 del self._alert_ids[next(iter(self._alert_ids))]
         if self.s.status == Status.CLOSED:
-            raise ApplicationError(f"{self.s.number} is closed", type="IncidentClosed")
+            raise ApplicationError(f"{self.s.number} is closed", type=FailureType.INCIDENT_CLOSED)
         if self.s.status == Status.RESOLVED:
             self._reopen(alert.actor, f"alert fired again: {alert.title}")
             return self._ref(created=False, reopened=True)
@@ -248,11 +249,11 @@ class IncidentWorkflow:
     @ingest_alert.validator
     def _validate_ingest(self, alert: Alert) -> None:
         if self.s.status == Status.CLOSED or self._handing_over:
-            raise ApplicationError(f"{self.s.number} is closed", type="IncidentClosed")
+            raise ApplicationError(f"{self.s.number} is closed", type=FailureType.INCIDENT_CLOSED)
         if self._continuing:
             # the client retries; the alert lands in the next run, counted once
             raise ApplicationError(
-                f"{self.s.number} is moving to a new run; retry", type="IncidentClosed"
+                f"{self.s.number} is moving to a new run; retry", type=FailureType.INCIDENT_CLOSED
             )
 
     @workflow.signal
@@ -442,7 +443,7 @@ class IncidentWorkflow:
         if a.number is not None and a.number != self.s.number:
             raise ApplicationError(
                 f"{a.number} is not open under this alert key (now {self.s.number})",
-                type="IncidentNotFound",
+                type=FailureType.INCIDENT_NOT_FOUND,
             )
         self._check_legal(action)
 
@@ -450,11 +451,12 @@ class IncidentWorkflow:
         if self.s.review_workflow_id and handed_over(self.s.status, self.s.review_workflow_id):
             raise ApplicationError(
                 review_pending_message(self.s.number, action, self.s.review_workflow_id),
-                type="IllegalTransition",
+                type=FailureType.ILLEGAL_TRANSITION,
             )
         if not is_legal(action, self.s.status):
             raise ApplicationError(
-                rejection_message(self.s.number, action, self.s.status), type="IllegalTransition"
+                rejection_message(self.s.number, action, self.s.status),
+                type=FailureType.ILLEGAL_TRANSITION,
             )
 
     def _guard(self, action: Action, a: ActionInput) -> None:

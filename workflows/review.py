@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         RecordIncidentInput,
     )
     from schemas.enums import EventKind, Role, Status, TargetKind
+    from schemas.failures import FailureType
     from schemas.incident import TimelineEvent
     from schemas.policy import EscalationTarget, ReviewPolicy
     from schemas.review import (
@@ -438,7 +439,7 @@ class PostIncidentReviewWorkflow:
             raise ApplicationError(
                 f"{w.actor} may not waive the review of {self.s.number}: "
                 "waiving needs the admin scope",
-                type="Forbidden",
+                type=FailureType.FORBIDDEN,
             )
         if not w.reason.strip():
             raise ValueError("a reason is required to waive a review")
@@ -492,7 +493,7 @@ class PostIncidentReviewWorkflow:
                 raise ApplicationError(
                     f"action item {item.id} ({item.title!r} for {item.owner}) already exists; "
                     "change it instead",
-                    type="ActionItemExists",
+                    type=FailureType.ACTION_ITEM_EXISTS,
                 )
 
     @workflow.update
@@ -506,7 +507,7 @@ class PostIncidentReviewWorkflow:
             if tracked is not None:
                 problem = action_item_problem(tracked, c)
                 if problem:
-                    raise ApplicationError(problem, type="ActionItemClosed")
+                    raise ApplicationError(problem, type=FailureType.ACTION_ITEM_CLOSED)
             if c.due_date is not None or c.due_at is not None:
                 due_date, due_at = action_item_due(c.due_date, c.due_at, self.review)
                 c = c.model_copy(update={"due_date": due_date, "due_at": due_at})
@@ -520,8 +521,13 @@ class PostIncidentReviewWorkflow:
                 )
             except ActivityError as err:
                 cause = err.cause
-                if isinstance(cause, ApplicationError) and cause.type == "ActionItemNotFound":
-                    raise ApplicationError(cause.message, type="ActionItemNotFound") from err
+                if (
+                    isinstance(cause, ApplicationError)
+                    and cause.type == FailureType.ACTION_ITEM_NOT_FOUND
+                ):
+                    raise ApplicationError(
+                        cause.message, type=FailureType.ACTION_ITEM_NOT_FOUND
+                    ) from err
                 raise
             self._track(row)
         return row
@@ -536,13 +542,13 @@ class PostIncidentReviewWorkflow:
         if tracked is not None:
             problem = action_item_problem(tracked, c)
             if problem:
-                raise ApplicationError(problem, type="ActionItemClosed")
+                raise ApplicationError(problem, type=FailureType.ACTION_ITEM_CLOSED)
 
     def _guard_items(self) -> None:
         if self.s.status == ReviewStatus.WAIVED:
             raise ApplicationError(
                 f"cannot add an action item to the review of {self.s.number}: it is waived",
-                type="ReviewClosed",
+                type=FailureType.REVIEW_CLOSED,
             )
 
     def _check(self, action: str, actor: str) -> None:
@@ -555,7 +561,7 @@ class PostIncidentReviewWorkflow:
         if self.s.status in DONE:
             raise ApplicationError(
                 f"cannot {action} the review of {self.s.number}: it is {self.s.status.value}",
-                type="ReviewClosed",
+                type=FailureType.REVIEW_CLOSED,
             )
 
     async def _close(

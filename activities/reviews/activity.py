@@ -34,6 +34,7 @@ from activities.notifications.errors import DeliveryError
 from activities.reviews.invite import build_invite_email, invite_subject
 from activities.reviews.rendering import PostmortemRenderer, local_time
 from schemas.enums import EventKind
+from schemas.failures import FailureType
 from schemas.incident import TimelineEvent
 from schemas.links import review_url
 from schemas.policy import Policy
@@ -222,7 +223,7 @@ class ReviewActivities:
                 if activity.info().attempt < TIMELINE_WAIT_ATTEMPTS:
                     raise ApplicationError(
                         f"the hand-over event #{data.seq} of {data.number} is not recorded yet",
-                        type="TimelineIncomplete",
+                        type=FailureType.TIMELINE_INCOMPLETE,
                     )
                 return False
             if row[0] != EventKind.REVIEW_SCHEDULED.value:
@@ -239,7 +240,7 @@ class ReviewActivities:
             raise ApplicationError(
                 f"the timeline of {number} is not recorded up to #{through_seq} yet "
                 f"({len(missing)} event(s) missing, first #{missing[0]})",
-                type="TimelineIncomplete",
+                type=FailureType.TIMELINE_INCOMPLETE,
             )
         known = {k.value for k in EventKind}
         return [
@@ -401,7 +402,7 @@ class ReviewActivities:
         if row is None:
             raise ApplicationError(
                 f"no action item {change.id} in the review of {data.number}",
-                type="ActionItemNotFound",
+                type=FailureType.ACTION_ITEM_NOT_FOUND,
                 non_retryable=True,
             )
         return ActionItem.model_validate(row)
