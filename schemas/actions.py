@@ -3,12 +3,13 @@ can be added later without breaking running workflows."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.actors import MONITORING, Actor
-from schemas.enums import Role, Severity
+from schemas.enums import Action, Role, Severity
 
 #: longest actor name an action accepts
 ACTOR_MAX = 200
@@ -100,3 +101,56 @@ class AlertClear(BaseModel):
 
     actor: Actor = MONITORING
     at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """Everything the surfaces need to offer one responder action."""
+
+    action: Action
+    #: the incident workflow's Update (``IncidentWorkflow.<update>``)
+    update: str
+    #: what the Update takes
+    input_type: type[ActionInput]
+    #: the API's URL segment: ``POST /api/v1/incidents/{number}/<route>``
+    route: str
+    #: the dashboard's button and the CLI's wording
+    label: str
+
+
+#: one row per action, in the lifecycle's order: the client, the API routes, the CLI and the
+#: dashboard all read it
+ACTION_SPECS: dict[Action, ActionSpec] = {
+    spec.action: spec
+    for spec in (
+        ActionSpec(
+            Action.ACKNOWLEDGE, "acknowledge", AcknowledgeInput, "acknowledge", "Acknowledge"
+        ),
+        ActionSpec(
+            Action.INVESTIGATE, "investigate", InvestigateInput, "investigate", "Investigating"
+        ),
+        ActionSpec(Action.MITIGATE, "mitigate", MitigateInput, "mitigate", "Mitigated"),
+        ActionSpec(Action.RESOLVE, "resolve", ResolveInput, "resolve", "Resolve"),
+        ActionSpec(Action.CLOSE, "close", CloseInput, "close", "Close"),
+        ActionSpec(Action.CANCEL, "cancel", CancelInput, "cancel", "Cancel incident"),
+        ActionSpec(Action.REOPEN, "reopen", ReopenInput, "reopen", "Reopen"),
+        ActionSpec(Action.ASSIGN, "assign", AssignInput, "assign", "Assign"),
+        ActionSpec(
+            Action.CHANGE_SEVERITY,
+            "change_severity",
+            ChangeSeverityInput,
+            "severity",
+            "Change severity",
+        ),
+        ActionSpec(Action.ADD_NOTE, "add_note", NoteInput, "notes", "Add note"),
+        ActionSpec(
+            Action.POST_STATUS_UPDATE,
+            "post_status_update",
+            StatusUpdateInput,
+            "status-updates",
+            "Post status update",
+        ),
+        ActionSpec(Action.ESCALATE, "escalate", EscalateInput, "escalate", "Escalate"),
+        ActionSpec(Action.MERGE_INTO, "merge_into", MergeInput, "merge", "Merge as duplicate"),
+    )
+}
