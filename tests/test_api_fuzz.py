@@ -12,23 +12,25 @@ enforced (``ignored_auth`` probes an operation without and with a bad token once
 schemathesis CLI does); the stateful ones, which need nothing here; and one of ours: every
 405's ``Allow`` names every method the path documents.
 
-Cases are generated in a worker thread (Hypothesis is synchronous) and sent with
-``requests``; the server runs on the test's event loop beside the Temporal client and the
-worker. Well-formed incident numbers and keys are steered to ones that exist, so handlers
-run to the end instead of stopping at 404/401. The time budget is shared out among the
-operations as the run goes; within an operation the coverage cases run first, so a slow
-machine trims fuzzing, not coverage. Failures are collected over the whole run and reported
-together, one per operation, check and answer.
+Cases are generated in a process of its own and sent with ``requests``; the server runs
+on the test's event loop beside the Temporal client and the worker. Well-formed incident
+numbers and keys are steered to ones that exist, so handlers run to the end instead of
+stopping at 404/401. The time budget is shared out among the operations as the run goes;
+within an operation the coverage cases run first, so a slow machine trims fuzzing before
+coverage. Failures are collected over the whole run and reported together, one per
+operation, check and answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import multiprocessing
 import re
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +62,8 @@ load_all_checks()
 FUZZ_EXAMPLES = 10
 #: generating and sending; with the stack's start the test stays around two minutes
 BUDGET_SECONDS = 95
+#: processes sending cases at once, each with every PARTS-th operation
+PARTS = 2
 #: an operation that sent fewer requests than this was not really exercised
 MIN_REQUESTS = 5
 
@@ -134,28 +138,45 @@ class Run:
             self.failures.setdefault(key, str(group)[:2500])
 
 
-def _is_key(value: object) -> bool:
+def _fits(value: object, longest: int) -> bool:
     """A well-formed key or name (replacing a malformed one would undo a negative case)."""
-    return isinstance(value, str) and 0 < len(value) <= 200
+    return isinstance(value, str) and 0 < len(value) <= longest
+
+
+#: alert keys the run's alerts share, so most triggers count a repeat against an open
+#: incident instead of starting one more workflow (whose worker load slows every answer)
+ALERT_KEYS = ("fuzz-a", "fuzz-b", "fuzz-c")
 
 
 def _steer(case: Any, run: Run, numbers: Iterator[str], keys: Iterator[str]) -> None:
-    """Point well-formed incident numbers, keys and services at ones that exist."""
+    """Point well-formed incident numbers, keys, services and alert keys at few that exist."""
     params = case.path_parameters
     if params and re.fullmatch(NUMBER_PATTERN, str(params.get("number", ""))):
         params["number"] = next(numbers)
-    if params and _is_key(params.get("integration_key")):
+    if params and _fits(params.get("integration_key"), 256):
         params["integration_key"] = next(keys)
     body = case.body
-    if isinstance(body, dict):
-        if _is_key(body.get("routing_key")):
-            # PagerDuty answers 400 to an unknown routing key (a credential in the body)
-            body["routing_key"] = run.names.other_key
-        if case.operation.path == "/api/v1/incidents" and _is_key(body.get("service")):
+    if not isinstance(body, dict):
+        return
+    if _fits(body.get("routing_key"), 256):
+        # PagerDuty answers 400 to an unknown routing key (a credential in the body)
+        body["routing_key"] = run.names.other_key
+    if case.operation.path == "/api/v1/incidents":
+        if _fits(body.get("service"), 200):
             body["service"] = run.names.service
+        body.setdefault("dedup_key", ALERT_KEYS[0])  # none would mean a new incident each
+    if _fits(body.get("dedup_key"), 255):
+        body["dedup_key"] = ALERT_KEYS[len(body["dedup_key"]) % len(ALERT_KEYS)]
+    if _fits(body.get("groupKey"), 10_000):
+        body["groupKey"] = ALERT_KEYS[len(body["groupKey"]) % len(ALERT_KEYS)]
+    for alert in body.get("alerts") if isinstance(body.get("alerts"), list) else []:
+        if isinstance(alert, dict) and _fits(alert.get("fingerprint"), 255):
+            alert["fingerprint"] = ALERT_KEYS[len(alert["fingerprint"]) % len(ALERT_KEYS)]
 
 
-def _fuzz_operation(run: Run, operation: Any, numbers: list[str], deadline: float) -> None:
+def _fuzz_operation(run: Run, operation: Any, numbers: list[str], remaining: int) -> None:
+    """Fuzz one operation within its share of what is left of the budget (``remaining``
+    operations share it, this one included)."""
     label = operation.label
     names = run.names
     tokens = itertools.cycle(
@@ -163,6 +184,8 @@ def _fuzz_operation(run: Run, operation: Any, numbers: list[str], deadline: floa
     )
     number_cycle = itertools.cycle([*numbers, "INC-999999999999"])
     keys = itertools.cycle([names.key, names.key, names.other_key, "nope"])
+
+    deadline = 0.0
 
     def check(case: Any) -> None:
         if time.monotonic() > deadline:
@@ -189,22 +212,42 @@ def _fuzz_operation(run: Run, operation: Any, numbers: list[str], deadline: floa
             settings=SETTINGS,
         ),
     )
+    # the share starts once the coverage cases exist (long strings take seconds to build)
+    deadline = time.monotonic() + (run.deadline - time.monotonic()) / remaining
     test()
 
 
-def _fuzz(run: Run, numbers: list[str]) -> list[str]:
-    """Fuzz every operation; returns their labels."""
+@dataclass
+class Outcome:
+    """What a run found, sent back from the process that ran it."""
+
+    labels: list[str]
+    sent: Counter[str]
+    skipped: Counter[str]
+    failures: dict[tuple[str, str, str], str]
+
+
+def fuzz(url: str, names: ApiNames, deadline: float, part: int) -> Outcome:
+    """Fuzz one part of the operations of the app at ``url`` (every ``PARTS``-th, from
+    ``part``) until ``deadline`` (``time.monotonic``, the system's clock).
+
+    Runs in a process of its own, beside the other parts: most of a request's time is spent
+    waiting for Temporal (an Update is a round trip through the worker), and generating
+    cases takes the CPU that serving them needs in the test process's interpreter.
+    """
+    run = Run(url=url, names=names, deadline=deadline)
+    numbers = [run.create_incident(title) for title in ("fuzz one", "fuzz two")]
     document = run.session.get(f"{run.url}/openapi.json", timeout=30).json()
     schema = schemathesis.openapi.from_dict(document)
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = [result.ok() for result in schema.get_all_operations()][part::PARTS]
     for index, operation in enumerate(operations):
         targets = list(numbers)
         if "{number}" in operation.path:
             # new incidents per operation, so each action meets some that it may act on
             targets += [run.create_incident(f"fuzz {operation.path}") for _ in range(2)]
-        share = (run.deadline - time.monotonic()) / (len(operations) - index)
-        _fuzz_operation(run, operation, targets, time.monotonic() + share)
-    return [operation.label for operation in operations]
+        _fuzz_operation(run, operation, targets, len(operations) - index)
+    labels = [operation.label for operation in operations]
+    return Outcome(labels=labels, sent=run.sent, skipped=run.skipped, failures=run.failures)
 
 
 async def test_openapi_fuzz_every_check_passes(
@@ -216,15 +259,26 @@ async def test_openapi_fuzz_every_check_passes(
         options = ApiOptions(rate_limit=1_000_000)  # the run itself must not be throttled
         app = create_app(settings, policy, temporal=temporal_client, options=options)
         async with serve_http(app) as url:
-            run = Run(url=url, names=names, deadline=time.monotonic() + BUDGET_SECONDS)
-            numbers = await asyncio.to_thread(
-                lambda: [run.create_incident(t) for t in ("fuzz one", "fuzz two")]
-            )
-            labels = await asyncio.to_thread(_fuzz, run, numbers)
+            deadline = time.monotonic() + BUDGET_SECONDS
+            spawn = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=PARTS, mp_context=spawn) as processes:
+                loop = asyncio.get_running_loop()
+                parts = await asyncio.gather(
+                    *(
+                        loop.run_in_executor(processes, fuzz, url, names, deadline, part)
+                        for part in range(PARTS)
+                    )
+                )
+    found = Outcome(labels=[], sent=Counter(), skipped=Counter(), failures={})
+    for outcome in parts:
+        found.labels += outcome.labels
+        found.sent += outcome.sent
+        found.skipped += outcome.skipped
+        found.failures |= outcome.failures
     report = "\n\n".join(
         f"== {operation}: {check} [{answer}]\n{text}"
-        for (operation, check, answer), text in run.failures.items()
+        for (operation, check, answer), text in found.failures.items()
     )
-    assert not run.failures, f"{len(run.failures)} failures:\n{report}"
-    idle = [label for label in labels if run.sent[label] < MIN_REQUESTS]
-    assert not idle, f"not exercised: {idle}; sent {run.sent}, out of time {run.skipped}"
+    assert not found.failures, f"{len(found.failures)} failures:\n{report}"
+    idle = [label for label in found.labels if found.sent[label] < MIN_REQUESTS]
+    assert not idle, f"not exercised: {idle}; sent {found.sent}, out of time {found.skipped}"
