@@ -24,21 +24,16 @@ notifications), and one owner of that counter keeps the numbers unique.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from schemas.activity_io import (
-        NOTIFY,
-        RECORD_INCIDENT,
-        NotifyInput,
-        NotifyResult,
-        RecordIncidentInput,
-    )
+    from schemas.activity_io import RECORD_INCIDENT, RecordIncidentInput
+    from schemas.actors import SYSTEM_NAME
     from schemas.enums import EventKind, Role, Status, TargetKind
     from schemas.failures import FailureType
     from schemas.incident import TimelineEvent
@@ -85,7 +80,7 @@ with workflow.unsafe.imports_passed_through():
         review_start,
         review_zone,
     )
-    from workflows.waiting import wait_or_time_out
+    from workflows.common import SEND_RETRY, STORE_RETRY, Background, notify, wait_until_due
 
 __all__ = [
     "CompleteReviewInput",
@@ -96,20 +91,10 @@ __all__ = [
     "WaiveInput",
 ]
 
-SYSTEM = "incidentflow"
-STORE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=0.5),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-)
+#: the actor of what the review does by itself (reminders, overdue, action items due)
+SYSTEM = SYSTEM_NAME
 #: how far ahead a meeting may be moved
 RESCHEDULE_HORIZON = timedelta(days=366)
-SEND_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=60),
-    maximum_attempts=12,
-)
 
 
 def _user(name: str) -> EscalationTarget:
@@ -145,7 +130,7 @@ class PostIncidentReviewWorkflow:
         self._writes = asyncio.Lock()
         #: one action-item change (or reminder round) at a time
         self._items = asyncio.Lock()
-        self._notifications: set[asyncio.Task[None]] = set()
+        self._notifications = Background()
 
     # ------------------------------------------------------------------ main loop
     @workflow.run
@@ -159,17 +144,7 @@ class PostIncidentReviewWorkflow:
                 await self._schedule(meeting, actor=SYSTEM, reason=None)
 
         while self.s.status not in DONE:
-            seen = self._wake
-            due = self._next_due()
-            timeout = None if due is None else max(0.0, (due - workflow.now()).total_seconds())
-            if timeout is None or timeout > 0:
-                try:
-                    await wait_or_time_out(
-                        lambda seen=seen: self._wake != seen,  # type: ignore[misc]
-                        timeout,
-                    )
-                except TimeoutError:
-                    pass
+            await wait_until_due(self._next_due(), self._woken())
             await self._fire_due()
 
         await self._remind_action_items()  # only reviews completed before items were tracked
@@ -177,6 +152,11 @@ class PostIncidentReviewWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         await workflow.wait_condition(lambda: not self._notifications)
         return self.s
+
+    def _woken(self) -> Callable[[], bool]:
+        """A condition that turns true once anything changes the plan from now on."""
+        seen = self._wake
+        return lambda: self._wake != seen
 
     def _next_due(self) -> datetime | None:
         if self.s.status in DONE:
@@ -665,17 +645,9 @@ class PostIncidentReviewWorkflow:
     async def _track_action_items(self) -> None:
         """While any tracked item is open: sleep until the next reminder or a change."""
         while any(i.status == ActionItemStatus.OPEN for i in self.s.action_items):
-            seen = self._wake
+            woken = self._woken()
             dues = [d for d in map(self._item_reminder_due, self.s.action_items) if d]
-            timeout = max(0.0, (min(dues) - workflow.now()).total_seconds()) if dues else None
-            if timeout is None or timeout > 0:
-                try:
-                    await wait_or_time_out(
-                        lambda seen=seen: self._wake != seen,  # type: ignore[misc]
-                        timeout,
-                    )
-                except TimeoutError:
-                    pass
+            await wait_until_due(min(dues) if dues else None, woken)
             await self._send_item_reminders()
 
     async def _send_item_reminders(self) -> None:
@@ -763,28 +735,9 @@ class PostIncidentReviewWorkflow:
         """Send in the background; failures come back as ``notification_failed`` events."""
         if not targets:
             return
-        task = asyncio.create_task(self._deliver(event, targets))
-        self._notifications.add(task)
-        task.add_done_callback(self._notifications.discard)
+        self._notifications.start(self._deliver(event, targets))
 
     async def _deliver(self, event: TimelineEvent, targets: list[EscalationTarget]) -> None:
-        try:
-            result = await workflow.execute_activity(
-                NOTIFY,
-                NotifyInput(
-                    incident=self.s.incident.model_copy(deep=True), event=event, targets=targets
-                ),
-                result_type=NotifyResult,
-                start_to_close_timeout=timedelta(seconds=60),
-                retry_policy=SEND_RETRY,
-            )
-        except ActivityError as err:
-            await self._failed(event, targets, str(err.cause or err))
-            return
-        for failure in result.failed:
-            failed = self._append(
-                EventKind.NOTIFICATION_FAILED,
-                SYSTEM,
-                {"event_seq": event.seq, **failure.model_dump()},
-            )
+        for details in await notify(self.s.incident.model_copy(deep=True), event, targets):
+            failed = self._append(EventKind.NOTIFICATION_FAILED, SYSTEM, details)
             await self._record([failed])
