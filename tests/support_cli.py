@@ -4,28 +4,17 @@ environment that cannot point it at another test's servers."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import psutil
 
+from worker.devinfra import free_ports as free_ports  # the CLI tests' import
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_POLICY = ROOT / "examples" / "policy.yaml"
 INCIDENTFLOW = Path(sys.executable).parent / "incidentflow"
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports free on loopback right now."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def clean_env() -> dict[str, str]:

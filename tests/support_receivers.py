@@ -29,13 +29,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from tests.conftest import wait_for
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (for servers that cannot bind port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from worker.devinfra import free_port
 
 
 # -- HTTP ---------------------------------------------------------------------------------

@@ -21,9 +21,9 @@ from schemas.webhook_signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_web
 from starter.api.app import create_app
 from starter.api.context import ApiOptions
 from starter.client import incident_workflow_id
-from tests.conftest import temporal_cli
 from tests.support_api import api_policy, api_stack, serve
 from tests.support_state import started_on, workflow_exists
+from worker.devinfra import temporal_binary
 
 INCIDENTS = "/api/v1/incidents"
 
@@ -420,7 +420,7 @@ async def test_503_with_retry_after_when_postgres_or_temporal_is_down(
         assert "incidentflow_notifications_total" not in metrics.text
 
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli(),
+        dev_server_existing_path=temporal_binary(),
         data_converter=pydantic_data_converter,
         ui=False,
         dev_server_extra_args=["--log-level", "error"],

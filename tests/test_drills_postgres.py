@@ -23,13 +23,9 @@ from schemas.actions import NoteInput
 from schemas.enums import Action, EventKind
 from schemas.incident import Alert, IncidentRef
 from tests.conftest import wait_for
-from tests.support_drills import (
-    DedicatedPostgres,
-    fetch_all,
-    fresh_database,
-    terminate_all,
-)
+from tests.support_drills import drill_postgres, fetch_all, fresh_database, terminate_all
 from tests.support_incidents import make_policy, running_stack
+from worker.devinfra import EmbeddedPostgres
 
 pytestmark = pytest.mark.slow
 
@@ -41,19 +37,20 @@ INCIDENTFLOW = Path(sys.executable).parent / "incidentflow"
 
 
 async def test_postgres_outage_loses_nothing(temporal_client: Client, task_queue: str) -> None:
-    pg = await asyncio.to_thread(DedicatedPostgres)
+    pg = drill_postgres()
     try:
-        with fresh_database(pg.url) as database_url:
+        server_url = await asyncio.to_thread(pg.start)
+        with fresh_database(server_url) as database_url:
             try:
                 await _drill(temporal_client, task_queue, pg, database_url)
             finally:
-                await asyncio.to_thread(pg.start)  # no-op unless the drill failed mid-outage
+                await asyncio.to_thread(pg.resume)  # no-op unless the drill failed mid-outage
     finally:
-        await asyncio.to_thread(pg.cleanup)
+        await asyncio.to_thread(pg.stop)
 
 
 async def _drill(
-    temporal: Client, task_queue: str, pg: DedicatedPostgres, database_url: str
+    temporal: Client, task_queue: str, pg: EmbeddedPostgres, database_url: str
 ) -> None:
     policy = make_policy(level_delay=2.5, levels=3, ack_within=60)
     late: asyncio.Task[IncidentRef] | None = None
@@ -76,7 +73,7 @@ async def _drill(
 
             await wait_for(all_rows, timeout=20, message="ticket rows before the outage")
 
-            await asyncio.to_thread(pg.stop)
+            await asyncio.to_thread(pg.halt)
             down_at = datetime.now(UTC)
             down_clock = time.monotonic()
 
@@ -120,7 +117,7 @@ async def _drill(
                 timeout=OUTAGE + 1,
                 message="the end of the outage",
             )
-            await asyncio.to_thread(pg.start)
+            await asyncio.to_thread(pg.resume)
             outage = time.monotonic() - down_clock
 
             ref = await asyncio.wait_for(late, 60)

@@ -26,7 +26,8 @@ from tests.support_drills import (
     fresh_database,
     terminate_all,
 )
-from tests.support_receivers import SmtpServer, free_port
+from tests.support_receivers import SmtpServer
+from worker.devinfra import free_port
 from worker.main import build_worker
 
 INCIDENTS = 3

@@ -23,10 +23,10 @@ from starter.client import IncidentClient
 from tests.conftest import wait_for
 from tests.support_drills import (
     TIME_SCALE,
-    TemporalServer,
     WorkerProcess,
     assert_verified,
     drill_policy_yaml,
+    drill_temporal,
     fresh_database,
     log_tail,
 )
@@ -78,13 +78,13 @@ async def quiet(client: IncidentClient, refs: list[IncidentRef], acked: list[str
 async def test_temporal_restart_keeps_incidents_and_fires_missed_deadlines(
     postgres_server: str, tmp_path: Path
 ) -> None:
-    server = TemporalServer(tmp_path)
-    server.start()
+    server = drill_temporal(tmp_path)
+    await server.start()
     task_queue = f"drill-temporal-{uuid.uuid4().hex[:8]}"
     worker: WorkerProcess | None = None
     with fresh_database(postgres_server) as database_url:
         try:
-            temporal = await server.connect()
+            temporal = await server.wait_ready(within=30)
             policy_file = tmp_path / "policy.yaml"
             users = [{"name": "first"}, {"name": "second"}, {"name": "third"}]
             policy_file.write_text(
@@ -109,11 +109,11 @@ async def test_temporal_restart_keeps_incidents_and_fires_missed_deadlines(
                     continue
                 stopped_at = time.monotonic()
                 stopped_wall = datetime.now(UTC)
-                server.stop()
+                await server.stop(grace=30)
                 if datetime.now(UTC) < min(due):
                     break
-                server.start()  # it took too long to stop: a timer may have fired before
-                temporal = await server.connect()
+                await server.start()  # it took too long to stop: a timer may have fired before
+                temporal = await server.wait_ready(within=30)
                 await worker.wait_polling(temporal)
                 await quiet(IncidentClient(temporal, policy, task_queue=task_queue), refs, acked)
             else:
@@ -129,8 +129,8 @@ async def test_temporal_restart_keeps_incidents_and_fires_missed_deadlines(
             )
             restarted_wall = datetime.now(UTC)
             assert restarted_wall > max(due)  # every level-2 instant passed while it was down
-            server.start()
-            temporal = await server.connect()
+            await server.start()
+            temporal = await server.wait_ready(within=30)
             back_at = datetime.now(UTC)
             down_for = time.monotonic() - stopped_at
             client = IncidentClient(temporal, policy, task_queue=task_queue)
@@ -195,5 +195,4 @@ async def test_temporal_restart_keeps_incidents_and_fires_missed_deadlines(
         finally:
             if worker is not None:
                 worker.stop()
-            if server.proc is not None and server.proc.poll() is None:
-                server.stop()
+            await server.stop(grace=30)

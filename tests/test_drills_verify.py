@@ -29,7 +29,7 @@ from starter.verify import (
 from tests.conftest import wait_for
 from tests.support_drills import fetch_all, fresh_database, terminate_all
 from tests.support_incidents import make_policy, running_stack
-from tests.support_receivers import free_port
+from worker.devinfra import free_port
 
 INCIDENTFLOW = Path(sys.executable).parent / "incidentflow"
 KINDS = ["triggered", "alert_repeated", "acknowledged", "note_added"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +10,7 @@ import psycopg
 import pytest
 
 from activities.db import Migration, load_migrations, migrate, migrate_sync
-from tests.conftest import _with_database
+from worker.devinfra import fresh_database
 
 TABLES = {
     "schema_migrations",
@@ -26,14 +25,8 @@ TABLES = {
 @pytest.fixture
 def fresh_db(postgres_server: str) -> Iterator[str]:
     """An empty database (not migrated), dropped after the test."""
-    name = f"incidentflow_mig_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield _with_database(postgres_server, name)
-    finally:
-        with psycopg.connect(postgres_server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(postgres_server, "incidentflow_mig", migrate=False) as url:
+        yield url
 
 
 def rows(url: str, query: str, params: Any = None) -> list[tuple[Any, ...]]:

@@ -46,10 +46,10 @@ from tests.support_receivers import (
     Reply,
     SmtpServer,
     SmtpSink,
-    free_port,
     http_receiver_fixture,  # noqa: F401 (fixture http_receiver)
     smtp_server_fixture,  # noqa: F401 (fixture smtp_server)
 )
+from worker.devinfra import free_port
 
 SECRET = "whsec-test-0123456789"
 SMTP_PASSWORD = "smtp-pa55word-do-not-log"

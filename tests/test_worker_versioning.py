@@ -15,8 +15,9 @@ from activities.db import create_pool
 from schemas.incident import Alert
 from schemas.settings import Settings
 from starter.client import IncidentClient
-from tests.conftest import temporal_cli, wait_for
+from tests.conftest import wait_for
 from tests.support_deploy import deploy_policy
+from worker.devinfra import temporal_binary
 from worker.main import build_worker, deployment_config
 
 
@@ -30,7 +31,7 @@ def test_unversioned_unless_a_build_id_is_set() -> None:
 
 async def set_current_version(env: WorkflowEnvironment, deployment: str, build_id: str) -> bool:
     proc = await asyncio.create_subprocess_exec(
-        temporal_cli(),
+        temporal_binary(),
         "worker",
         "deployment",
         "set-current-version",

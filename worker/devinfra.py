@@ -36,7 +36,7 @@ import uuid
 import warnings
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psutil
@@ -188,6 +188,24 @@ class TemporalDevServer:
         """A client of the server with incidentflow's data converter (raises RuntimeError
         while it does not answer)."""
         return await Client.connect(self.address, data_converter=pydantic_data_converter)
+
+    @overload
+    async def wait_ready(
+        self,
+        connect: Callable[[], Awaitable[Client]] | None = None,
+        *,
+        within: float = 60.0,
+        interrupt: None = None,
+    ) -> Client: ...
+
+    @overload
+    async def wait_ready(
+        self,
+        connect: Callable[[], Awaitable[Client]] | None = None,
+        *,
+        within: float = 60.0,
+        interrupt: asyncio.Event,
+    ) -> Client | None: ...
 
     async def wait_ready(
         self,
