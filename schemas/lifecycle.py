@@ -1,44 +1,67 @@
-"""The lifecycle transition table: which action is legal from which status, and where it leads,
-and the rules on who acknowledges and who takes command.
+"""The lifecycle transition table: which action is legal from which status, what it writes
+and where it leads, and the rules on who acknowledges and who takes command.
 
-The workflow's Update validators and the dashboard's buttons both read this table, so
-what a responder may do is decided in one place.
+The workflow's rules (``schemas.incident_rules``), its Update validators and the
+dashboard's buttons all read this table, so what a responder may do is decided in one place.
 """
 
+from dataclasses import dataclass
+
 from schemas.actors import Actor, ActorKind
-from schemas.enums import Action, Status
+from schemas.enums import Action, EventKind, Status
 
 OPEN_STATUSES: frozenset[Status] = frozenset(
     {Status.TRIGGERED, Status.ACKNOWLEDGED, Status.INVESTIGATING, Status.MITIGATED}
 )
 
-#: action -> statuses it is legal from
-LEGAL_FROM: dict[Action, frozenset[Status]] = {
-    Action.ACKNOWLEDGE: frozenset({Status.TRIGGERED}),
-    Action.INVESTIGATE: frozenset({Status.TRIGGERED, Status.ACKNOWLEDGED}),
-    Action.MITIGATE: frozenset({Status.TRIGGERED, Status.ACKNOWLEDGED, Status.INVESTIGATING}),
-    Action.RESOLVE: OPEN_STATUSES,
-    Action.CLOSE: frozenset({Status.RESOLVED}),
-    Action.CANCEL: OPEN_STATUSES,
-    Action.MERGE_INTO: OPEN_STATUSES,
-    Action.REOPEN: frozenset({Status.RESOLVED}),
-    Action.ASSIGN: OPEN_STATUSES | {Status.RESOLVED},
-    Action.CHANGE_SEVERITY: OPEN_STATUSES,
-    Action.ADD_NOTE: OPEN_STATUSES | {Status.RESOLVED},
-    Action.POST_STATUS_UPDATE: OPEN_STATUSES,
-    Action.ESCALATE: OPEN_STATUSES,
+
+@dataclass(frozen=True)
+class Transition:
+    """What one action is to the lifecycle."""
+
+    #: the statuses it is legal from
+    legal_from: frozenset[Status]
+    #: the timeline event it writes
+    event: EventKind
+    #: the status it leads to; ``None`` keeps the status
+    leads_to: Status | None = None
+
+
+_OPEN_OR_RESOLVED = OPEN_STATUSES | {Status.RESOLVED}
+
+#: the lifecycle: every action, where it is legal, what it writes and where it leads
+TRANSITIONS: dict[Action, Transition] = {
+    Action.ACKNOWLEDGE: Transition(
+        frozenset({Status.TRIGGERED}), EventKind.ACKNOWLEDGED, Status.ACKNOWLEDGED
+    ),
+    Action.INVESTIGATE: Transition(
+        frozenset({Status.TRIGGERED, Status.ACKNOWLEDGED}),
+        EventKind.INVESTIGATING,
+        Status.INVESTIGATING,
+    ),
+    Action.MITIGATE: Transition(
+        frozenset({Status.TRIGGERED, Status.ACKNOWLEDGED, Status.INVESTIGATING}),
+        EventKind.MITIGATED,
+        Status.MITIGATED,
+    ),
+    Action.RESOLVE: Transition(OPEN_STATUSES, EventKind.RESOLVED, Status.RESOLVED),
+    Action.CLOSE: Transition(frozenset({Status.RESOLVED}), EventKind.CLOSED, Status.CLOSED),
+    Action.CANCEL: Transition(OPEN_STATUSES, EventKind.CANCELLED, Status.CLOSED),
+    Action.MERGE_INTO: Transition(OPEN_STATUSES, EventKind.MERGED, Status.CLOSED),
+    Action.REOPEN: Transition(frozenset({Status.RESOLVED}), EventKind.REOPENED, Status.TRIGGERED),
+    Action.ASSIGN: Transition(_OPEN_OR_RESOLVED, EventKind.ASSIGNED),
+    Action.CHANGE_SEVERITY: Transition(OPEN_STATUSES, EventKind.SEVERITY_CHANGED),
+    Action.ADD_NOTE: Transition(_OPEN_OR_RESOLVED, EventKind.NOTE_ADDED),
+    Action.POST_STATUS_UPDATE: Transition(OPEN_STATUSES, EventKind.STATUS_UPDATE_POSTED),
+    Action.ESCALATE: Transition(OPEN_STATUSES, EventKind.ESCALATED),
 }
+
+#: action -> statuses it is legal from (read off ``TRANSITIONS``)
+LEGAL_FROM: dict[Action, frozenset[Status]] = {a: t.legal_from for a, t in TRANSITIONS.items()}
 
 #: action -> status it leads to (actions absent here keep the status)
 LEADS_TO: dict[Action, Status] = {
-    Action.ACKNOWLEDGE: Status.ACKNOWLEDGED,
-    Action.INVESTIGATE: Status.INVESTIGATING,
-    Action.MITIGATE: Status.MITIGATED,
-    Action.RESOLVE: Status.RESOLVED,
-    Action.CLOSE: Status.CLOSED,
-    Action.CANCEL: Status.CLOSED,
-    Action.MERGE_INTO: Status.CLOSED,
-    Action.REOPEN: Status.TRIGGERED,
+    a: t.leads_to for a, t in TRANSITIONS.items() if t.leads_to is not None
 }
 
 

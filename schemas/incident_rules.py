@@ -1,0 +1,620 @@
+"""The incident's rules, without Temporal: what each action, alert and clock does to the
+snapshot, and what must happen because of it.
+
+``IncidentRules`` works on one ``IncidentSnapshot`` under its ``IncidentPolicy``. Each
+method is given the instant (the workflow passes ``workflow.now()``, a test a fake clock),
+changes the snapshot and returns a :class:`Step`: the timeline events it wrote and the
+effects the workflow must carry out, in order (pages and notifications to send, the review
+to start). Nothing here reads a clock, does I/O or knows about Temporal, so the rules run in
+unit tests in microseconds; ``workflows.incident`` is the shell that waits, fires and runs
+the effects.
+
+The order of events and effects is the order the workflow issues its commands in: recorded
+histories replay only as long as it stays the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from schemas.actions import (
+    ACTION_SPECS,
+    AcknowledgeInput,
+    ActionInput,
+    AssignInput,
+    CancelInput,
+    ChangeSeverityInput,
+    CloseInput,
+    EscalateInput,
+    InvestigateInput,
+    MergeInput,
+    MitigateInput,
+    NoteInput,
+    ReopenInput,
+    ResolveInput,
+    StatusUpdateInput,
+)
+from schemas.actors import INCIDENTFLOW, MONITORING, RESERVED_NAMES, Actor, ActorKind, Person
+from schemas.enums import Action, Clock, EventKind, Role, Status, TargetKind
+from schemas.failures import FailureType
+from schemas.incident import Breach, IncidentPolicy, IncidentSnapshot, TimelineEvent
+from schemas.lifecycle import (
+    HANDS_ON,
+    OPEN_STATUSES,
+    TRANSITIONS,
+    acknowledges,
+    handed_over,
+    is_legal,
+    next_status,
+    rejection_message,
+    review_pending_message,
+    takes_command,
+)
+from schemas.policy import EscalationTarget, SeverityPolicy
+
+# ---------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Page:
+    """Page the targets of an escalation level about ``event``."""
+
+    event: TimelineEvent
+    level: int
+    targets: list[EscalationTarget]
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Tell ``targets`` about ``event`` (responders, everyone paged so far, breach targets)."""
+
+    event: TimelineEvent
+    targets: list[EscalationTarget]
+
+
+@dataclass(frozen=True)
+class StartReview:
+    """Start the post-incident review (workflow ``workflow_id``); it closes the incident."""
+
+    workflow_id: str
+    review_after: int
+
+
+Effect = Page | Notify | StartReview
+
+
+@dataclass
+class Step:
+    """What one rule did: the events it wrote (in order) and the effects to carry out."""
+
+    events: list[TimelineEvent] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)
+    #: the events change nothing the main loop waits on or the search attributes show
+    #: (a repeated alert): they are only written to the ticket
+    quiet: bool = False
+
+
+class Refused(Exception):
+    """An action the incident refuses in its current state; the workflow raises it as an
+    ``ApplicationError`` of type ``failure``."""
+
+    def __init__(self, failure: FailureType, message: str) -> None:
+        super().__init__(message)
+        self.failure = failure
+        self.message = message
+
+
+# ---------------------------------------------------------------------------- tables
+
+#: the event each status-changing action writes notifies everyone paged so far
+TELLS_THE_PAGED: frozenset[EventKind] = frozenset(
+    {EventKind.ACKNOWLEDGED, EventKind.MITIGATED, EventKind.RESOLVED}
+)
+
+#: the action each Update input stands for (every action has its own input type)
+ACTION_OF: dict[type[ActionInput], Action] = {
+    spec.input_type: spec.action for spec in ACTION_SPECS.values()
+}
+
+
+def required_text(a: ActionInput) -> str | None:
+    """The free text an action cannot do without (``None``: it has none)."""
+    if isinstance(a, CancelInput):
+        return a.reason
+    if isinstance(a, AssignInput):
+        return a.user
+    if isinstance(a, NoteInput | StatusUpdateInput):
+        return a.text
+    return None
+
+
+def event_details(a: ActionInput) -> dict[str, Any]:
+    """The details of the event a status-changing action writes."""
+    if isinstance(a, AcknowledgeInput | InvestigateInput | MitigateInput):
+        return {"note": a.note} if a.note else {}
+    if isinstance(a, ResolveInput):
+        return {"resolution": a.resolution} if a.resolution else {}
+    if isinstance(a, CloseInput):
+        return {"reason": a.reason} if a.reason else {}
+    if isinstance(a, CancelInput):
+        return {"reason": a.reason}
+    if isinstance(a, MergeInput):
+        return {"into": a.into}
+    return {}
+
+
+# ---------------------------------------------------------------------------- actors
+
+
+def acknowledged_before_typed_actors(action: Action, actor: Actor) -> bool:
+    """The rule of incidents started before the ``typed-actors`` patch: any hands-on action
+    by anyone but monitoring acknowledged."""
+    return action in HANDS_ON and actor != MONITORING
+
+
+def took_command_before_typed_actors(actor: Actor, acknowledging: bool) -> bool:
+    """The rule before ``typed-actors``: only the acknowledging person became commander."""
+    return acknowledging and actor.kind == ActorKind.PERSON
+
+
+#: answers whether the typed-actor rules apply (the workflow asks ``workflow.patched``);
+#: asked only where they and the earlier rules disagree
+TypedActors = Callable[[], bool]
+
+
+def _always() -> bool:
+    return True
+
+
+# ---------------------------------------------------------------------------- rules
+
+
+class IncidentRules:
+    """The rules of one incident over its snapshot ``s`` and its policy."""
+
+    def __init__(
+        self, s: IncidentSnapshot, policy: IncidentPolicy, typed_actors: TypedActors = _always
+    ) -> None:
+        self.s = s
+        self.policy = policy
+        self._typed_actors = typed_actors
+
+    # ------------------------------------------------------------------ reading
+    def severity_policy(self) -> SeverityPolicy:
+        return self.policy.severities[self.s.severity]
+
+    def is_open(self) -> bool:
+        return self.s.status in OPEN_STATUSES
+
+    def next_due(self) -> datetime | None:
+        """The earliest instant a clock fires (the reopen window's end once resolved)."""
+        d = self.s.deadlines
+        if self.s.status == Status.RESOLVED:
+            return self.reopen_deadline()
+        candidates = [t for t in (d.ack, d.mitigate, d.resolve, d.update, d.next_escalation) if t]
+        return min(candidates) if candidates else None
+
+    def reopen_deadline(self) -> datetime | None:
+        if self.s.resolved_at is None:
+            return None
+        return self.s.resolved_at + self.policy.reopen_window
+
+    def reopen_window_passed(self, now: datetime) -> bool:
+        deadline = self.reopen_deadline()
+        return deadline is not None and now >= deadline
+
+    # ------------------------------------------------------------------ validation
+    def check(self, a: ActionInput) -> None:
+        """Whether the incident accepts ``a`` now: ``ValueError`` for bad input,
+        :class:`Refused` for an action its state forbids. Nothing is changed."""
+        action = ACTION_OF[type(a)]
+        if not a.actor.name.strip():
+            raise ValueError("actor is required")
+        text = required_text(a)
+        if text is not None and not text.strip():
+            raise ValueError("text must not be empty")
+        if a.number is not None and a.number != self.s.number:
+            raise Refused(
+                FailureType.INCIDENT_NOT_FOUND,
+                f"{a.number} is not open under this alert key (now {self.s.number})",
+            )
+        self.check_legal(action)
+        if isinstance(a, MergeInput) and a.into == self.s.number:
+            raise ValueError(f"{self.s.number} cannot be merged into itself")
+        if isinstance(a, ChangeSeverityInput) and a.severity == self.s.severity:
+            raise ValueError(f"{self.s.number} is already {a.severity.value}")
+        if isinstance(a, EscalateInput) and a.target:
+            EscalationTarget.model_validate(a.target)
+
+    def check_legal(self, action: Action) -> None:
+        s = self.s
+        if s.review_workflow_id and handed_over(s.status, s.review_workflow_id):
+            raise Refused(
+                FailureType.ILLEGAL_TRANSITION,
+                review_pending_message(s.number, action, s.review_workflow_id),
+            )
+        if not is_legal(action, s.status):
+            raise Refused(
+                FailureType.ILLEGAL_TRANSITION, rejection_message(s.number, action, s.status)
+            )
+
+    def guard(self, a: ActionInput) -> None:
+        """Re-check in the handler (two Updates accepted in one task both passed their
+        validators) and count the actor in."""
+        self.check_legal(ACTION_OF[type(a)])
+        self.participate(a.actor)
+
+    def participate(self, actor: Actor) -> None:
+        if isinstance(actor, Person):
+            self.participate_name(actor.name)
+
+    def participate_name(self, name: str) -> None:
+        """A person named by an action (an assignee); reserved names are never a person's."""
+        if name and name not in self.s.participants and name not in RESERVED_NAMES:
+            self.s.participants.append(name)
+
+    # ------------------------------------------------------------------ responder actions
+    def act(self, a: ActionInput, now: datetime) -> Step:
+        """What a responder's action does, once :meth:`guard` let it through."""
+        s = self.s
+        step = Step()
+        if isinstance(a, ReopenInput):
+            self._reopen(step, a.actor, a.reason or "", now)
+        elif isinstance(a, AssignInput):
+            s.responders[a.role] = a.user
+            self.participate_name(a.user)
+            details = {"role": a.role.value, "user": a.user}
+            self._append(step, EventKind.ASSIGNED, a.actor, details, now)
+        elif isinstance(a, ChangeSeverityInput):
+            self._change_severity(step, a, now)
+        elif isinstance(a, NoteInput):
+            self._append(step, EventKind.NOTE_ADDED, a.actor, {"text": a.text}, now)
+        elif isinstance(a, StatusUpdateInput):
+            s.last_status_update_at = now
+            self._append(step, EventKind.STATUS_UPDATE_POSTED, a.actor, {"text": a.text}, now)
+            sp = self.severity_policy()
+            if sp.update_every is not None:
+                s.deadlines.update = now + sp.update_every
+        elif isinstance(a, EscalateInput):
+            self.participate(a.actor)
+            self._escalate_by_hand(step, a, now)
+        else:
+            if isinstance(a, CancelInput):
+                s.close_reason = f"cancelled: {a.reason}"
+            elif isinstance(a, MergeInput):
+                s.merged_into = a.into
+                s.close_reason = f"duplicate of {a.into}"
+            self._transition(step, ACTION_OF[type(a)], a.actor, event_details(a), now)
+        return step
+
+    def _change_severity(self, step: Step, a: ChangeSeverityInput, now: datetime) -> None:
+        old = self.s.severity
+        self.s.severity = a.severity
+        self.retime_clocks()
+        event = self._append(
+            step,
+            EventKind.SEVERITY_CHANGED,
+            a.actor,
+            {"from": old.value, "to": a.severity.value, "reason": a.reason or ""},
+            now,
+        )
+        step.effects.append(Notify(event, self.current_level_targets()))
+
+    def _escalate_by_hand(self, step: Step, a: EscalateInput, now: datetime) -> None:
+        """Page a named target now, or the next level of the policy."""
+        if a.target:
+            target = EscalationTarget.model_validate(a.target)
+            event = self._append(
+                step,
+                EventKind.ESCALATED,
+                a.actor,
+                {"targets": [str(target)], "manual": True, "reason": a.reason or ""},
+                now,
+            )
+            step.effects.append(Notify(event, [target]))
+        else:
+            self._advance_escalation(step, a.actor, now, manual=True, reason=a.reason or "")
+
+    # ------------------------------------------------------------------ alerts
+    def trigger(self, actor: Actor, details: dict[str, Any], now: datetime) -> Step:
+        """The first alert: the ``triggered`` event, the clocks from creation, level 1."""
+        step = Step()
+        event = self._append(step, EventKind.TRIGGERED, actor, details, now)
+        self.start_clocks(self.s.created_at)
+        self._page_level(step, 1, event, now)
+        return step
+
+    def reopen(self, actor: Actor, reason: str, now: datetime) -> Step:
+        step = Step()
+        self._reopen(step, actor, reason, now)
+        return step
+
+    def count_repeat(self, actor: Actor, now: datetime) -> Step:
+        """Repeats bump the count; consecutive repeats coalesce into one timeline event (the
+        step then carries that event again, to be rewritten)."""
+        s = self.s
+        s.alert_count += 1
+        step = Step(quiet=True)
+        last = s.timeline[-1] if s.timeline else None
+        if last is not None and last.kind == EventKind.ALERT_REPEATED:
+            last.details["count"] = int(last.details.get("count", 1)) + 1
+            last.details["last_at"] = now.isoformat()
+            step.events.append(last)
+        else:
+            self._append(
+                step, EventKind.ALERT_REPEATED, actor, {"count": 1, "last_at": now.isoformat()}, now
+            )
+        return step
+
+    def clear_alert(self, actor: Actor, now: datetime) -> Step:
+        """The monitored condition went away: noted once, and it resolves the incident where
+        the service says so."""
+        step = Step()
+        if not self.is_open() or self.s.alert_cleared:
+            return step
+        self.s.alert_cleared = True
+        self._append(step, EventKind.ALERT_CLEARED, actor, {}, now)
+        if self.policy.auto_resolve:
+            self._transition(step, Action.RESOLVE, actor, {"resolution": "alert cleared"}, now)
+        return step
+
+    def notification_failed(self, details: dict[str, Any], now: datetime) -> Step:
+        """A notification that did not reach its targets: written, nothing else."""
+        step = Step(quiet=True)
+        self._append(step, EventKind.NOTIFICATION_FAILED, INCIDENTFLOW, details, now)
+        return step
+
+    # ------------------------------------------------------------------ hand-over
+    def hand_over(self, now: datetime) -> Step:
+        """After the reopen window: a review where the severity requires one, else close."""
+        if self.severity_policy().review_required:
+            return self.start_review(INCIDENTFLOW, {}, now)
+        step = Step()
+        self._transition(step, Action.CLOSE, INCIDENTFLOW, {"reason": "reopen window passed"}, now)
+        return step
+
+    def start_review(self, actor: Actor, details: dict[str, Any], now: datetime) -> Step:
+        """Hand over to the review (which closes the incident when completed or waived)."""
+        step = Step()
+        review_id = f"review:{self.s.number}"
+        self.s.review_workflow_id = review_id
+        self._append(
+            step, EventKind.REVIEW_SCHEDULED, actor, {"workflow_id": review_id, **details}, now
+        )
+        step.effects.append(StartReview(review_id, self.severity_policy().review_after))
+        return step
+
+    # ------------------------------------------------------------------ transitions
+    def _transition(
+        self, step: Step, action: Action, actor: Actor, details: dict[str, Any], now: datetime
+    ) -> None:
+        """A status-changing action: the table's status and event, and what it does to the
+        clocks, the escalation and the responders."""
+        s = self.s
+        s.status = next_status(action, s.status)
+        d = s.deadlines
+        acknowledging = s.acknowledged_at is None and self._acknowledges(action, actor)
+        if acknowledging:
+            # stops escalation and meets the ack clock
+            s.acknowledged_at = now
+            d.ack = None
+            self.stop_escalation()
+            sp = self.severity_policy()
+            if sp.update_every is not None and d.update is None:
+                d.update = now + sp.update_every
+        if Role.COMMANDER not in s.responders and self._takes_command(action, actor, acknowledging):
+            s.responders[Role.COMMANDER] = actor.name
+        if action in (Action.MITIGATE, Action.RESOLVE) and s.mitigated_at is None:
+            s.mitigated_at = now
+            d.mitigate = None
+        if action == Action.RESOLVE:
+            s.resolved_at = now
+            d.ack = None  # resolved unacknowledged (an alert cleared): neither met nor breached
+            d.resolve = None
+            d.update = None
+            self.stop_escalation()
+        if s.status == Status.CLOSED:
+            s.closed_at = now
+            d.ack = d.mitigate = d.resolve = d.update = None
+            self.stop_escalation()
+        kind = TRANSITIONS[action].event
+        event = self._append(step, kind, actor, details, now)
+        if kind in TELLS_THE_PAGED:
+            step.effects.append(Notify(event, self.paged_targets()))
+
+    def _acknowledges(self, action: Action, actor: Actor) -> bool:
+        typed = acknowledges(action, actor)
+        legacy = acknowledged_before_typed_actors(action, actor)
+        if typed == legacy:
+            return typed
+        return typed if self._typed_actors() else legacy
+
+    def _takes_command(self, action: Action, actor: Actor, acknowledging: bool) -> bool:
+        typed = takes_command(action, actor)
+        legacy = took_command_before_typed_actors(actor, acknowledging)
+        if typed == legacy:
+            return typed
+        return typed if self._typed_actors() else legacy
+
+    def _reopen(self, step: Step, actor: Actor, reason: str, now: datetime) -> None:
+        s = self.s
+        s.status = Status.TRIGGERED
+        s.reopened_at = now
+        s.reopen_count += 1
+        s.alert_cleared = False
+        s.acknowledged_at = s.mitigated_at = s.resolved_at = None
+        esc = s.escalation
+        esc.level = 0
+        esc.loop = 0
+        esc.exhausted = False
+        esc.active = True
+        event = self._append(step, EventKind.REOPENED, actor, {"reason": reason}, now)
+        self.start_clocks(now)
+        self._page_level(step, 1, event, now)
+
+    # ------------------------------------------------------------------ clocks
+    def start_clocks(self, since: datetime) -> None:
+        sp = self.severity_policy()
+        d = self.s.deadlines
+        d.ack = since + sp.ack_within
+        d.mitigate = since + sp.mitigate_within
+        d.resolve = since + sp.resolve_within
+        d.update = None
+
+    def retime_clocks(self) -> None:
+        """Re-time pending clocks after a severity change, from when each clock started."""
+        sp = self.severity_policy()
+        since = self.s.reopened_at or self.s.created_at
+        d = self.s.deadlines
+        if d.ack is not None:
+            d.ack = since + sp.ack_within
+        if d.mitigate is not None:
+            d.mitigate = since + sp.mitigate_within
+        if d.resolve is not None:
+            d.resolve = since + sp.resolve_within
+        if d.update is not None:
+            last = self.s.last_status_update_at or self.s.acknowledged_at or since
+            d.update = last + sp.update_every if sp.update_every else None
+
+    def fire_due(self, now: datetime) -> Step:
+        """Act on every clock whose instant has passed."""
+        step = Step()
+        d = self.s.deadlines
+        if d.next_escalation is not None and d.next_escalation <= now:
+            d.next_escalation = None
+            self._advance_escalation(step, INCIDENTFLOW, now)
+        for clock in (Clock.ACK, Clock.MITIGATE, Clock.RESOLVE):
+            deadline = d.get(clock)
+            if deadline is not None and deadline <= now:
+                setattr(d, clock.value, None)
+                self._breach(step, clock, deadline, now)
+        if d.update is not None and d.update <= now:
+            sp = self.severity_policy()
+            d.update = now + sp.update_every if sp.update_every else None
+            last = self.s.last_status_update_at
+            event = self._append(
+                step,
+                EventKind.STATUS_UPDATE_DUE,
+                INCIDENTFLOW,
+                {"last_update_at": last.isoformat() if last else None},
+                now,
+            )
+            step.effects.append(Notify(event, self.responder_targets()))
+        return step
+
+    def _breach(self, step: Step, clock: Clock, deadline: datetime, now: datetime) -> None:
+        late = (now - deadline).total_seconds()
+        self.s.breaches.append(Breach(clock=clock, deadline=deadline, at=now, late_by_seconds=late))
+        event = self._append(
+            step,
+            EventKind.SLA_BREACHED,
+            INCIDENTFLOW,
+            {"clock": clock.value, "deadline": deadline.isoformat(), "late_by_seconds": late},
+            now,
+        )
+        targets = list(self.severity_policy().on_breach)
+        if clock == Clock.ACK:
+            targets += self.responder_targets()
+        else:
+            targets += self.responder_targets() or self.paged_targets()
+        step.effects.append(Notify(event, targets))
+        if clock == Clock.MITIGATE and self.s.status in (
+            Status.ACKNOWLEDGED,
+            Status.INVESTIGATING,
+        ):
+            # PagerDuty's ack timeout: acknowledged but not mitigated in time escalates again.
+            self.s.escalation.active = True
+            self.s.escalation.exhausted = False
+            self._advance_escalation(step, INCIDENTFLOW, now, reason="mitigate clock breached")
+
+    # ------------------------------------------------------------------ escalation
+    def _page_level(self, step: Step, level: int, event: TimelineEvent, now: datetime) -> None:
+        esc = self.s.escalation
+        esc.level = level
+        esc.max_level = max(esc.max_level, level)
+        spec = esc.policy.levels[level - 1]
+        self.s.deadlines.next_escalation = now + spec.delay if esc.active else None
+        step.effects.append(Page(event, level, list(spec.targets)))
+
+    def _advance_escalation(
+        self, step: Step, actor: Actor, now: datetime, *, manual: bool = False, reason: str = ""
+    ) -> None:
+        """The next level (after the last: level 1 again while loops remain, else the
+        escalation is exhausted). By hand it always pages, looping without counting."""
+        esc = self.s.escalation
+        if not manual and (not esc.active or esc.exhausted):
+            return
+        levels = esc.policy.levels
+        nxt = esc.level + 1
+        if nxt > len(levels):
+            if esc.loop < esc.policy.repeat or manual:
+                esc.loop += 0 if manual else 1
+                nxt = 1
+            else:
+                esc.exhausted = True
+                esc.active = False
+                self.s.deadlines.next_escalation = None
+                event = self._append(
+                    step,
+                    EventKind.ESCALATION_EXHAUSTED,
+                    actor,
+                    {"levels": len(levels), "loops": esc.loop + 1},
+                    now,
+                )
+                step.effects.append(Notify(event, list(levels[-1].targets)))
+                return
+        spec = levels[nxt - 1]
+        event = self._append(
+            step,
+            EventKind.ESCALATED,
+            actor,
+            {
+                "level": nxt,
+                "loop": esc.loop,
+                "targets": [str(t) for t in spec.targets],
+                "manual": manual,
+                "reason": reason,
+            },
+            now,
+        )
+        self._page_level(step, nxt, event, now)
+
+    def stop_escalation(self) -> None:
+        self.s.escalation.active = False
+        self.s.deadlines.next_escalation = None
+
+    # ------------------------------------------------------------------ targets
+    def current_level_targets(self) -> list[EscalationTarget]:
+        esc = self.s.escalation
+        if esc.level == 0:
+            return []
+        return list(esc.policy.levels[esc.level - 1].targets)
+
+    def paged_targets(self) -> list[EscalationTarget]:
+        """Everyone paged so far (levels 1..max): they hear that the incident moved on."""
+        esc = self.s.escalation
+        seen: dict[str, EscalationTarget] = {}
+        for spec in esc.policy.levels[: max(esc.max_level, esc.level)]:
+            for t in spec.targets:
+                seen.setdefault(str(t), t)
+        return list(seen.values())
+
+    def responder_targets(self) -> list[EscalationTarget]:
+        s = self.s
+        names = [s.responders[r] for r in (Role.COMMANDER, Role.ASSIGNEE) if r in s.responders]
+        return [EscalationTarget(kind=TargetKind.USER, name=n) for n in dict.fromkeys(names)]
+
+    # ------------------------------------------------------------------ timeline
+    def _append(
+        self, step: Step, kind: EventKind, actor: Actor, details: dict[str, Any], now: datetime
+    ) -> TimelineEvent:
+        self.s.last_seq += 1
+        event = TimelineEvent(
+            seq=self.s.last_seq, at=now, actor=str(actor), kind=kind, details=details
+        )
+        self.s.timeline.append(event)
+        step.events.append(event)
+        return event
