@@ -26,3 +26,5 @@ class FailureType(StrEnum):
     TIMELINE_INCOMPLETE = "TimelineIncomplete"
     #: a ticket write without an incident number (never retried)
     MISSING_INCIDENT_NUMBER = "MissingIncidentNumber"
+    #: some deliveries failed for now: the ``notify`` activity is retried
+    NOTIFICATION_DELIVERY_RETRY = "NotificationDeliveryRetry"

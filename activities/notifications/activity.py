@@ -35,13 +35,14 @@ from activities.notifications.rendering import RenderedMessage, Renderer
 from schemas.ack_tokens import AckClaim, sign_ack
 from schemas.activity_io import NOTIFY, FailedDelivery, NotifyInput, NotifyResult
 from schemas.enums import Action, ChannelKind, TargetKind
+from schemas.failures import FailureType
 from schemas.lifecycle import is_legal
 from schemas.links import ack_url, incident_url
 from schemas.policy import Policy
 from schemas.settings import Settings
 
 #: ``ApplicationError.type`` of the retryable error raised for transient failures
-TRANSIENT_ERROR_TYPE = "NotificationDeliveryRetry"
+TRANSIENT_ERROR_TYPE = FailureType.NOTIFICATION_DELIVERY_RETRY
 
 # Record the key if new and claim it (attempts + 1) while it is pending: one round trip.
 # No row back means the key is already sent or failed.
