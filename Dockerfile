@@ -24,6 +24,7 @@ COPY workflows ./workflows
 COPY activities ./activities
 COPY worker ./worker
 COPY starter ./starter
+COPY launcher ./launcher
 RUN pip install --no-cache-dir --constraint requirements.lock . \
     && rm -rf build ./*.egg-info
 

@@ -25,9 +25,9 @@ from temporalio.worker import Worker
 
 from activities.db import create_pool
 from bench.raw_workflows import RAW_WORKFLOWS
+from schemas.connection import connect_temporal
 from schemas.policy import Policy
 from schemas.settings import Settings
-from starter.connection import connect_temporal
 from worker.main import SANDBOX, WorkerTuning, build_worker
 
 

@@ -10,7 +10,7 @@ The launcher records what it started in ``<data-dir>/pids.json``, the embedded d
 URL in ``<data-dir>/database_url``, and how to reach the whole stack (Temporal, database, API,
 the acknowledge-link secret) in ``<data-dir>/connection.json``, from which ``verify``,
 ``migrate``, ``worker`` and ``api`` take what the environment does not set
-(``starter.dev_connection``).
+(``starter.cli.dev_connection``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import ctypes
 import json
 import logging
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -42,16 +41,17 @@ from rich.console import Console
 from rich.markup import escape
 from temporalio.client import Client
 
-from activities.db import migrate, migrate_sync
+from activities.db import migrate
+from launcher.mail_catcher import MailCatcher
 from schemas import search_attributes
+from schemas.connection import connect_temporal
 from schemas.links import board_url
 from schemas.policy import Policy
 from schemas.settings import Settings
 from starter.api.app import create_app
-from starter.connection import connect_temporal
-from starter.dev_connection import DevConnection, read_connection, write_connection
-from worker.mail_catcher import MailCatcher
+from starter.cli.dev_connection import DevConnection, read_connection, write_connection
 from worker.main import run_worker
+from worker.migrate import redact_url
 
 log = logging.getLogger("incidentflow.dev")
 
@@ -126,11 +126,6 @@ def client_host(host: str) -> str:
 
 def host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password (``postgresql://user:secret@h/db`` → ``user@h/db``)."""
-    return re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@?]*):[^@/?]*@", r"\1@", url, flags=re.I)
 
 
 def check_port_free(host: str, port: int, what: str) -> None:
@@ -668,15 +663,3 @@ class DevStack:
 async def run_dev(options: DevOptions, policy: Policy, console: Console | None = None) -> int:
     """``incidentflow dev``: run the embedded stack until SIGINT/SIGTERM; return an exit code."""
     return await DevStack(options, policy, console or Console()).run()
-
-
-def migrate_database(url: str) -> list[str]:
-    """``incidentflow migrate``: apply pending migrations; :class:`Unreachable` if PG is down.
-
-    Lives here so the CLI (in ``starter``) reaches the ticket store's migrations through the
-    worker package, never importing ``activities`` itself.
-    """
-    try:
-        return migrate_sync(url)
-    except psycopg.OperationalError as err:
-        raise Unreachable(f"PostgreSQL unreachable at {redact_url(url)}: {err}") from err

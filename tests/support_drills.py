@@ -40,7 +40,7 @@ from activities.db import create_pool
 from schemas.policy import Policy
 from schemas.settings import Settings
 from starter.api.app import create_app
-from starter.verify import VerifyReport, verify
+from starter.cli.verify import VerifyReport, verify
 from tests.conftest import wait_for
 from tests.support_api import serve
 from tests.support_receivers import HttpReceiver

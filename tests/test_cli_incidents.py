@@ -19,7 +19,7 @@ from click.testing import Result
 from temporalio.client import Client
 from typer.testing import CliRunner
 
-from starter.cli import app
+from launcher.cli import app
 from tests.support_surfaces import Live, live_app
 
 #: what a terminal would not be: no forced colour, whatever the CI environment says

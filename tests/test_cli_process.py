@@ -13,7 +13,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
-from starter.cli import app
+from launcher.cli import app
 from tests.conftest import wait_for
 from tests.support_cli import EXAMPLE_POLICY, clean_env, free_ports, run_cli, spawn
 

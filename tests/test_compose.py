@@ -17,9 +17,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from launcher.cli import app
 from schemas import search_attributes as sa
 from schemas.settings import Settings
-from starter.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text("utf-8"))

@@ -32,8 +32,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from schemas.incident import Alert
 from schemas.policy_file import load_policy
 from schemas.settings import Settings
+from starter.cli.dev_connection import DevConnection, settings_with_dev_stack, write_connection
 from starter.client import IncidentClient
-from starter.dev_connection import DevConnection, settings_with_dev_stack, write_connection
 from tests.conftest import wait_for
 from tests.support_cli import (
     EXAMPLE_POLICY,

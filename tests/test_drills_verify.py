@@ -16,7 +16,7 @@ from temporalio.client import Client
 from schemas.actions import CancelInput
 from schemas.enums import Action, Severity, Status
 from schemas.incident import Alert
-from starter.verify import (
+from starter.cli.verify import (
     Drift,
     DriftKind,
     EventRow,
@@ -297,7 +297,7 @@ async def test_verify_exit_code_3_when_something_is_unreachable(
 def test_verify_is_registered_on_the_cli(argv: list[str]) -> None:
     from typer.testing import CliRunner
 
-    from starter.cli import app
+    from launcher.cli import app
 
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 0

@@ -27,13 +27,13 @@ from activities.db import load_migrations, migrate
 from activities.notifications.activity import NotifyActivities
 from activities.notifications.delivery import Delivery
 from activities.reviews.activity import ReviewActivities
+from launcher.cli import app as cli_app
 from schemas.ack_tokens import AckClaim, sign_ack
 from schemas.activity_io import NotifyInput
 from schemas.enums import EventKind
 from schemas.incident import IncidentSnapshot
 from schemas.links import ack_url, board_url, incident_url
 from schemas.policy import EscalationTarget
-from starter.cli import app as cli_app
 from tests.support_links import LINK_SECRET, page_payload, paging_app, urls_in
 from tests.support_notifications import make_event
 from tests.support_receivers import HttpReceiver

@@ -30,10 +30,10 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
 from schemas import search_attributes as sa
+from schemas.connection import connect_temporal
 from schemas.incident import Alert
 from schemas.settings import Settings
 from starter.client import IncidentClient
-from starter.connection import connect_temporal
 from tests.conftest import wait_for
 from tests.support_deploy import (
     API_TOKEN,

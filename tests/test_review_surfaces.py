@@ -29,13 +29,13 @@ from icalendar import Calendar
 from temporalio.client import Client
 from typer.testing import CliRunner
 
+from launcher.cli import app as cli_app
 from schemas.policy import Policy
 from schemas.review import ReviewStatus
 from schemas.review_calendar import review_uid
 from schemas.settings import Settings
 from schemas.tokens import generate_token, hash_token
 from starter.api.app import create_app
-from starter.cli import app as cli_app
 from starter.dashboard.routes import mount_dashboard
 from tests.conftest import wait_for
 from tests.support_receivers import SmtpServer

@@ -25,9 +25,9 @@ from activities.notifications.activity import NotifyActivities
 from activities.oncall import OnCallActivities
 from activities.reviews.activity import ReviewActivities
 from activities.tickets import TicketActivities
+from schemas.connection import connect_temporal
 from schemas.policy import Policy
 from schemas.settings import Settings
-from starter.connection import connect_temporal
 from workflows.incident import IncidentWorkflow
 from workflows.review import PostIncidentReviewWorkflow
 

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 
+from schemas.connection import connect_temporal
 from schemas.policy import Policy
 from schemas.settings import Settings
 from starter.api import (
@@ -34,7 +35,6 @@ from starter.api.limits import BodyLimitMiddleware, RateLimiter
 from starter.api.metrics import ApiMetrics, MetricsMiddleware
 from starter.api.redaction import install_log_redaction
 from starter.client import IncidentClient
-from starter.connection import connect_temporal
 
 log = logging.getLogger("incidentflow.api")
 

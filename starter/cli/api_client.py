@@ -1,6 +1,6 @@
 """The CLI's HTTP client: one place that turns API answers into exit codes and advice.
 
-Exit codes (``starter.cli.ExitCode``): 0 ok; 1 the API refused the request (illegal
+Exit codes (``starter.cli.common.ExitCode``): 0 ok; 1 the API refused the request (illegal
 transition 409, invalid input 422, unknown incident 404); 2 usage or configuration (no or
 bad token, missing scope, bad request); 3 unreachable (no connection, timeout, 503, or rate
 limited after retries).
@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from starter.cli import ExitCode
+from starter.cli.common import CliError, ExitCode
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 API = "/api/v1"
@@ -22,37 +22,6 @@ OK = ExitCode.OK
 REJECTED = ExitCode.REJECTED
 USAGE = ExitCode.USAGE
 UNREACHABLE = ExitCode.UNREACHABLE
-
-
-class CliError(Exception):
-    """A failure to report: message, what to do next, exit code, and the API's error body."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        exit_code: int,
-        hint: str | None = None,
-        status: int | None = None,
-        body: Any = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.exit_code = exit_code
-        self.hint = hint
-        self.status = status
-        self.body = body
-
-    def as_json(self) -> dict[str, Any]:
-        body = self.body if isinstance(self.body, dict) else {}
-        return {
-            "error": body.get("error") or ("unreachable" if self.status is None else "error"),
-            "message": self.message,
-            "details": body.get("details"),
-            "status": self.status,
-            "exit_code": self.exit_code,
-            "hint": self.hint,
-        }
 
 
 def _body(response: httpx.Response) -> Any:

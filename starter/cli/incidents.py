@@ -1,9 +1,10 @@
 """The responder commands of ``incidentflow``: they talk to the HTTP API, never to Temporal.
 
-``register(app)`` adds them to the main typer app (``starter.cli``). Every command takes
+``register(app)`` adds them to the typer app (``starter.cli.build_app``). Every command takes
 ``--url``/``--token`` (or ``INCIDENTFLOW_URL``/``INCIDENTFLOW_TOKEN``) and ``--json``, and
-exits 0 ok, 1 rejected (409/422/404), 2 usage, 3 unreachable (see ``starter.cli_http``).
-Imports of httpx, rich and the schemas happen inside the commands so ``--help`` stays fast.
+exits 0 ok, 1 rejected (409/422/404), 2 usage, 3 unreachable (see ``starter.cli.api_client``).
+Imports of httpx, rich tables and the schemas happen inside the commands so ``--help`` stays
+fast.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from starter import time_text
+from starter.cli.common import CliError
+
 if TYPE_CHECKING:
-    from starter.cli_http import ApiClient
-    from starter.cli_output import Output
+    from starter.cli.api_client import ApiClient
+    from starter.cli.output import Output
 
 UrlOption = Annotated[
     str,
@@ -43,6 +47,8 @@ TokenOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 Number = Annotated[str, typer.Argument(help="Incident number, e.g. INC-42.", show_default=False)]
 DEFAULT_URL = "http://127.0.0.1:8000"
+#: the help panel of the responder commands (the review commands join it)
+PANEL = "Incidents"
 NUMBER_RE = re.compile(r"^(?:INC-)?([1-9][0-9]{0,17})$", re.IGNORECASE)
 
 
@@ -58,8 +64,9 @@ def _number(value: str) -> str:
 @contextmanager
 def _session(url: str, token: str | None, as_json: bool) -> Iterator[tuple[ApiClient, Output]]:
     """An API client and an output; a :class:`CliError` becomes its message and exit code."""
-    from starter.cli_http import ApiClient, CliError
-    from starter.cli_output import Output
+    # lazy, as every import of httpx, pydantic models and rich tables here: `--help` stays quick
+    from starter.cli.api_client import ApiClient
+    from starter.cli.output import Output
 
     out = Output(as_json=as_json)
     try:
@@ -116,7 +123,7 @@ def _act(
 ) -> None:
     """POST one action and print the incident's new state."""
     from schemas.incident import IncidentSnapshot
-    from starter.cli_output import snapshot_summary
+    from starter.cli.output import snapshot_summary
 
     number = _number(number)
     payload = {k: v for k, v in body.items() if v is not None}
@@ -199,8 +206,6 @@ def _bulk_trigger(path: Path, url: str, token: str | None, as_json: bool) -> Non
     import json
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from starter.cli_http import CliError
 
     lines = [(i, line) for i, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
     results: list[dict[str, Any]] = []
@@ -367,7 +372,7 @@ def show(
     """An incident: snapshot, SLA clocks as countdowns, escalation, timeline."""
     from schemas.incident import IncidentSnapshot
     from schemas.links import incident_url
-    from starter.cli_output import show_incident
+    from starter.cli.output import show_incident
 
     number = _number(number)
     with _session(url, token, as_json) as (api, out):
@@ -397,8 +402,8 @@ def list_incidents(
     as_json: JsonOption = False,
 ) -> None:
     """Incidents, newest first, from the ticket store."""
-    from starter.cli_output import severity as sev_text
-    from starter.cli_output import status as status_text
+    from starter.cli.output import severity as sev_text
+    from starter.cli.output import status as status_text
 
     statuses: list[str] = []
     for s in status or []:
@@ -449,7 +454,6 @@ def list_incidents(
 
 
 def _age(created: datetime, now: datetime) -> str:
-    from starter import time_text
 
     return time_text.age(created, now)
 
@@ -465,7 +469,6 @@ def report(
     as_json: JsonOption = False,
 ) -> None:
     """MTTA, MTTR and SLA compliance, and counts by severity, category and service."""
-    from starter import time_text
 
     params = {
         k: v
@@ -526,7 +529,7 @@ def report(
 # ---------------------------------------------------------------------------- register
 def register(app: typer.Typer) -> None:
     """Add the responder commands to ``app`` (called by ``starter.cli``)."""
-    panel = "Incidents"
+    panel = PANEL
     app.command(rich_help_panel=panel)(trigger)
     simple = [
         ("ack", "acknowledge", "acknowledged", "note", "Acknowledge: stops escalation."),
@@ -551,6 +554,3 @@ def register(app: typer.Typer) -> None:
     app.command(rich_help_panel=panel)(show)
     app.command("list", rich_help_panel=panel)(list_incidents)
     app.command(rich_help_panel=panel)(report)
-    from starter.cli_reviews import register as register_reviews
-
-    register_reviews(app, panel)

@@ -16,7 +16,7 @@ from rich.text import Text
 from schemas.enums import Clock, Severity, Status
 from schemas.incident import IncidentSnapshot
 from starter import time_text
-from starter.cli_http import CliError
+from starter.cli.common import CliError
 
 SEVERITY_STYLE: dict[str, str] = {
     Severity.SEV1: "bold white on red",

@@ -1,7 +1,7 @@
 """``incidentflow review …`` and ``incidentflow action-items …``: the post-incident review and
 its action items, over the HTTP API (``/api/v1/incidents/{number}/review``,
 ``/api/v1/action-items``). Same options, output and exit codes as the incident commands
-(``starter.cli_incidents``); errors say what to do next.
+(``starter.cli.incidents``); errors say what to do next.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from starter.cli_incidents import (
+from starter.cli.common import CliError
+from starter.cli.incidents import (
     DEFAULT_URL,
     JsonOption,
     Number,
@@ -73,7 +74,6 @@ def _due(value: str | None, name: str = "--due") -> str | None:
 @contextmanager
 def _advice(number: str | None = None, item: int | None = None) -> Iterator[None]:
     """Review-specific next steps for the API's refusals."""
-    from starter.cli_http import CliError
 
     try:
         yield

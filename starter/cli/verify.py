@@ -30,7 +30,8 @@ from pydantic import BaseModel, Field
 
 from schemas.enums import Severity, Status
 from schemas.lifecycle import OPEN_STATUSES
-from starter.dev_connection import DEFAULT_DATA_DIR, DataDirOption
+from starter.cli.common import ExitCode, console, err_console
+from starter.cli.dev_connection import DEFAULT_DATA_DIR, DataDirOption, settings_with_dev_stack
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowExecution
@@ -534,9 +535,6 @@ def verify_command(
     Configured by TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and DATABASE_URL; what they leave
     unset comes from a dev stack's --data-dir (`incidentflow dev` writes connection.json).
     """
-    from starter.cli import ExitCode, console, err_console
-    from starter.dev_connection import settings_with_dev_stack
-
     settings = settings_with_dev_stack(data_dir)
     if not settings.database_url:
         err_console.print(
@@ -571,8 +569,7 @@ async def _run_cli(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from temporalio.service import RPCError
 
-    from starter.cli import err_console
-    from starter.connection import connect_temporal
+    from schemas.connection import connect_temporal
 
     try:
         temporal = await connect_temporal(settings)
@@ -606,8 +603,6 @@ def _one_line(err: BaseException) -> str:
 
 def _print_report(report: VerifyReport) -> None:
     from rich.table import Table
-
-    from starter.cli import console
 
     problems = report.drift + report.unverified
     if problems:

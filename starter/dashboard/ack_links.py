@@ -25,14 +25,14 @@ from schemas.enums import Action
 from schemas.lifecycle import is_legal
 from schemas.links import ack_path, incident_path
 from starter.api.context import ApiContext
-from starter.dashboard.routes import (
+from starter.dashboard.pages import (
     DB_DOWN,
     NUMBER,
     Dashboard,
-    _ctx,
-    _error_page,
-    _load,
-    _render,
+    ctx_of,
+    error_page,
+    load_snapshot,
+    render,
 )
 from starter.errors import ActionRejected, IncidentNotFound, InvalidAction, ServiceUnavailable
 
@@ -87,10 +87,10 @@ def ack_router(dash: Dashboard) -> APIRouter:
     async def page(
         request: Request, token: str, claim: AckClaim, *, status: int = 200, **values: Any
     ) -> Response:
-        ctx = _ctx(request)
-        incident = await _load(ctx, claim.number)
+        ctx = ctx_of(request)
+        incident = await load_snapshot(ctx, claim.number)
         used_at = await _used_at(ctx, claim)
-        return _render(
+        return render(
             dash,
             request,
             "ack.html",
@@ -107,16 +107,16 @@ def ack_router(dash: Dashboard) -> APIRouter:
 
     async def guarded(request: Request, token: str, post: bool) -> Response:
         try:
-            claim = _claim(_ctx(request), token)
+            claim = _claim(ctx_of(request), token)
             if post:
                 return await _acknowledge(request, token, claim)
             return await page(request, token, claim, done=request.query_params.get("done"))
         except _Refused as err:
-            return _error_page(dash, request, None, err.status, err.message)
+            return error_page(dash, request, None, err.status, err.message)
         except IncidentNotFound as err:
-            return _error_page(dash, request, None, 404, str(err))
+            return error_page(dash, request, None, 404, str(err))
         except UndefinedTable:
-            return _error_page(
+            return error_page(
                 dash,
                 request,
                 None,
@@ -125,7 +125,7 @@ def ack_router(dash: Dashboard) -> APIRouter:
                 "`incidentflow migrate` applies the migrations); try again in a moment.",
             )
         except (ServiceUnavailable, TimeoutError, *DB_DOWN):
-            return _error_page(
+            return error_page(
                 dash,
                 request,
                 None,
@@ -135,7 +135,7 @@ def ack_router(dash: Dashboard) -> APIRouter:
             )
 
     async def _acknowledge(request: Request, token: str, claim: AckClaim) -> Response:
-        ctx = _ctx(request)
+        ctx = ctx_of(request)
         client = ctx.client()
         data = AcknowledgeInput(actor=claim.user, note=VIA_LINK)
         error: str | None = None

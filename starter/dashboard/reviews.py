@@ -30,15 +30,15 @@ from schemas.review_schedule import action_item_due
 from starter import review_queries
 from starter.api import reviews as api
 from starter.api.context import ApiContext
-from starter.dashboard.routes import (
+from starter.dashboard.pages import (
     DB_DOWN,
     NUMBER,
     SECURITY_HEADERS,
     Dashboard,
-    _ctx,
-    _error_page,
-    _page_user,
-    _render,
+    ctx_of,
+    error_page,
+    page_user,
+    render,
 )
 from starter.dashboard.session import SessionUser, check_csrf
 from starter.errors import (
@@ -134,13 +134,13 @@ def add_review_routes(router: APIRouter, dash: Dashboard, guarded: Any) -> None:
             message = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
             )
-            return _error_page(dash, request, user, 422, message)
-        return _error_page(dash, request, user, status, str(err))
+            return error_page(dash, request, user, 422, message)
+        return error_page(dash, request, user, status, str(err))
 
     async def form_of(request: Request, user: SessionUser) -> dict[str, str] | Response:
         form = await request.form()
         if not check_csrf(user, str(form.get("csrf") or "")):
-            return _error_page(
+            return error_page(
                 dash, request, user, 403, "The form expired (CSRF check failed); reload the page."
             )
         return {k: v for k, v in form.items() if isinstance(v, str)}
@@ -148,13 +148,13 @@ def add_review_routes(router: APIRouter, dash: Dashboard, guarded: Any) -> None:
     @router.post("/incidents/{number}/review/complete")
     @guarded
     async def complete(request: Request, number: str) -> Response:
-        user = _page_user(dash, request, Scope.RESPOND)
+        user = page_user(dash, request, Scope.RESPOND)
         fields = await form_of(request, user)
         if isinstance(fields, Response):
             return fields
         if not NUMBER.match(number):
             raise IncidentNotFound(f"no incident {number}")
-        ctx = _ctx(request)
+        ctx = ctx_of(request)
         try:
             data = CompleteReviewInput(
                 actor=user.user,
@@ -173,11 +173,11 @@ def add_review_routes(router: APIRouter, dash: Dashboard, guarded: Any) -> None:
     @router.post("/action-items/{item_id}")
     @guarded
     async def change_item(request: Request, item_id: str) -> Response:
-        user = _page_user(dash, request, Scope.RESPOND)
+        user = page_user(dash, request, Scope.RESPOND)
         fields = await form_of(request, user)
         if isinstance(fields, Response):
             return fields
-        ctx = _ctx(request)
+        ctx = ctx_of(request)
         item = None
         if item_id.isdigit() and 0 < int(item_id) < 2**63:
             async with ctx.db().connection() as conn:
@@ -220,7 +220,7 @@ def add_review_routes(router: APIRouter, dash: Dashboard, guarded: Any) -> None:
     @router.get("/action-items")
     @guarded
     async def items_page(request: Request) -> Response:
-        user = _page_user(dash, request)
+        user = page_user(dash, request)
         view = request.query_params.get("view") or "mine"
         if view not in VIEWS:
             view = "mine"
@@ -232,11 +232,11 @@ def add_review_routes(router: APIRouter, dash: Dashboard, guarded: Any) -> None:
             filters.overdue = True
         elif view == "open":
             filters.status = ActionItemStatus.OPEN
-        async with _ctx(request).db().connection() as conn:
+        async with ctx_of(request).db().connection() as conn:
             items = await review_queries.action_items(conn, filters)
         if view == "closed":
             items = [i for i in items if i.status != ActionItemStatus.OPEN]
-        return _render(
+        return render(
             dash,
             request,
             "action_items.html",
@@ -251,10 +251,10 @@ def add_review_routes(router: APIRouter, dash: Dashboard, guarded: Any) -> None:
     @router.get("/incidents/{number}/review/postmortem.md")
     @guarded
     async def postmortem(request: Request, number: str) -> Response:
-        _page_user(dash, request)
+        page_user(dash, request)
         if not NUMBER.match(number):
             raise IncidentNotFound(f"no incident {number}")
-        async with _ctx(request).db().connection() as conn:
+        async with ctx_of(request).db().connection() as conn:
             row = await review_queries.review(conn, number)
         if row is None or not row.document:
             raise IncidentNotFound(f"{number} has no postmortem")
@@ -264,10 +264,10 @@ def add_review_routes(router: APIRouter, dash: Dashboard, guarded: Any) -> None:
     @router.get("/incidents/{number}/review/invite.ics")
     @guarded
     async def invite(request: Request, number: str) -> Response:
-        _page_user(dash, request)
+        page_user(dash, request)
         if not NUMBER.match(number):
             raise IncidentNotFound(f"no incident {number}")
-        ctx = _ctx(request)
+        ctx = ctx_of(request)
         state = await api.review_state(ctx, number)
         if state.start is None:
             raise IncidentNotFound(f"the review of {number} has no meeting yet")

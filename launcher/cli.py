@@ -1,0 +1,171 @@
+"""The ``incidentflow`` command (pyproject ``[project.scripts]``): the client commands of
+``starter.cli`` plus the commands that run this machine's processes.
+
+- ``dev``: the embedded stack (:mod:`launcher.dev`);
+- ``worker``: a worker (:mod:`worker.main`);
+- ``migrate``: the ticket store's migrations (:mod:`worker.migrate`).
+
+They import the worker and the embedded stack inside the command: the client commands and
+``--help`` stay quick, and a production install without the ``embedded`` extra runs every
+command but ``dev``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from starter.cli import build_app
+from starter.cli.common import (
+    ExitCode,
+    LogLevel,
+    PolicyOption,
+    configure_logging,
+    console,
+    err_console,
+    load_policy_or_exit,
+    policy_path,
+)
+from starter.cli.dev_connection import (
+    DEFAULT_DATA_DIR,
+    DataDirOption,
+    read_connection,
+    settings_with_dev_stack,
+)
+
+if TYPE_CHECKING:
+    from schemas.policy import Policy
+    from schemas.settings import Settings
+
+
+# ---------------------------------------------------------------------------- dev
+def dev(
+    data_dir: Annotated[
+        Path,
+        typer.Option(help="Where Temporal (temporal.db), PostgreSQL (pg/) and logs keep data."),
+    ] = Path(".data"),
+    api_port: Annotated[int, typer.Option(help="Port of the HTTP API and dashboard.")] = 8000,
+    temporal_port: Annotated[int, typer.Option(help="gRPC port of the Temporal server.")] = 7233,
+    ui_port: Annotated[int, typer.Option(help="Port of the Temporal web UI.")] = 8233,
+    host: Annotated[str, typer.Option(help="Address every server binds to.")] = "127.0.0.1",
+    policy: PolicyOption = None,
+    log_level: LogLevel = "info",
+) -> None:
+    """Run everything on this machine: Temporal dev server, PostgreSQL, worker and API.
+
+    Data persists in --data-dir, so the next start finds every incident where it was.
+    PostgreSQL is embedded unless DATABASE_URL is set. Ctrl-C stops everything.
+    """
+    path = policy_path(policy)
+    loaded = load_policy_or_exit(path)
+    configure_logging(log_level)
+    # lazy: the embedded stack loads the worker, the API and uvicorn
+    from launcher.dev import DevOptions, run_dev
+
+    options = DevOptions(
+        data_dir=data_dir,
+        host=host,
+        api_port=api_port,
+        temporal_port=temporal_port,
+        ui_port=ui_port,
+        policy=path,
+    )
+    raise typer.Exit(asyncio.run(run_dev(options, loaded, console)))
+
+
+# ---------------------------------------------------------------------------- worker
+def worker(
+    policy: PolicyOption = None,
+    log_level: LogLevel = "info",
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+) -> None:
+    """Run a worker: polls Temporal for incident workflows and activities until SIGTERM.
+
+    Configured by the environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, DATABASE_URL,
+    INCIDENTFLOW_POLICY, TLS / API-key options; what it leaves unset comes from a running
+    `incidentflow dev` in --data-dir. Runs the migrations first.
+    """
+    settings = settings_with_dev_stack(data_dir)
+    loaded = load_policy_or_exit(policy_path(policy))
+    if not settings.database_url:
+        err_console.print(
+            "error: DATABASE_URL is not set (the worker writes tickets there) and no "
+            f"`incidentflow dev` stack left its connection info in {data_dir}"
+        )
+        raise typer.Exit(ExitCode.USAGE)
+    configure_logging(log_level)
+    raise typer.Exit(asyncio.run(_run_worker(settings, loaded)))
+
+
+async def _run_worker(settings: Settings, policy: Policy) -> int:
+    # lazy: the worker loads Temporal, the workflows, the activities and psycopg
+    import psycopg
+
+    from worker.main import run_worker
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await run_worker(settings, policy, stop)
+    except psycopg.OperationalError as err:
+        err_console.print(f"error: PostgreSQL unreachable: {err}")
+        return ExitCode.UNREACHABLE
+    except RuntimeError as err:
+        if "connect" not in str(err).lower():
+            raise
+        err_console.print(f"error: Temporal unreachable at {settings.temporal_address}: {err}")
+        return ExitCode.UNREACHABLE
+    return ExitCode.OK
+
+
+# ---------------------------------------------------------------------------- migrate
+def migrate(
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="DATABASE_URL",
+            help="PostgreSQL URL (default: $DATABASE_URL, else the dev stack's).",
+            show_default=False,
+        ),
+    ] = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+) -> None:
+    """Apply pending SQL migrations to the ticket store; running it twice is a no-op."""
+    if not database_url:
+        known = read_connection(data_dir)
+        database_url = known.database_url if known else None
+    if not database_url:
+        err_console.print(
+            "error: no database: set DATABASE_URL, pass --database-url, or start "
+            f"`incidentflow dev` (none left its connection info in {data_dir})"
+        )
+        raise typer.Exit(ExitCode.USAGE)
+    # lazy: psycopg and the migrations load only when they run
+    from worker.migrate import DatabaseUnreachable, migrate_database
+
+    try:
+        applied = migrate_database(database_url)
+    except DatabaseUnreachable as err:
+        err_console.print(f"error: {err}", markup=False)
+        raise typer.Exit(ExitCode.UNREACHABLE) from None
+    if applied:
+        for version in applied:
+            console.print(f"applied {version}")
+    else:
+        console.print("up to date: no pending migrations")
+
+
+def _process_commands(app: typer.Typer) -> None:
+    app.command()(dev)
+    app.command()(worker)
+    app.command()(migrate)
+
+
+#: the ``incidentflow`` entry point
+app = build_app(first=_process_commands)
