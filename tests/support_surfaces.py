@@ -25,6 +25,7 @@ from starter.api.app import create_app
 from starter.dashboard.routes import mount_dashboard
 from tests.support_api import ApiNames, api_policy
 from tests.support_incidents import Stack, running_stack
+from worker.devinfra import bound_socket
 
 SESSION_SECRET = "test-session-secret-0123456789abcdef"
 
@@ -37,15 +38,6 @@ class _Server(uvicorn.Server):
         yield
 
 
-def listening_socket() -> socket.socket:
-    """A socket bound to a free loopback port, for :func:`serve_http` (its URL is known
-    before the app starts, so the worker's links can point at it)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 def socket_url(sock: socket.socket) -> str:
     return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
@@ -53,7 +45,7 @@ def socket_url(sock: socket.socket) -> str:
 @asynccontextmanager
 async def serve_http(app: FastAPI, sock: socket.socket | None = None) -> AsyncIterator[str]:
     """Serve ``app`` on ``sock`` (default: a free loopback port); yields its base URL."""
-    sock = sock or listening_socket()
+    sock = sock or bound_socket()
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -137,7 +129,7 @@ async def live_app(
     policy, names = api_policy(**clocks)
     if policy_edit is not None:
         policy = policy_edit(policy)
-    sock = listening_socket()
+    sock = bound_socket()
     try:
         # links in notifications point at this very app
         overrides = {"incidentflow_base_url": socket_url(sock), **(settings_overrides or {})}

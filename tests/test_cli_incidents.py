@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -21,6 +20,7 @@ from typer.testing import CliRunner
 
 from launcher.cli import app
 from tests.support_surfaces import Live, live_app
+from worker.devinfra import free_port
 
 #: what a terminal would not be: no forced colour, whatever the CI environment says
 PLAIN = {"FORCE_COLOR": None, "TTY_COMPATIBLE": None, "NO_COLOR": None}
@@ -343,10 +343,7 @@ async def test_usage_errors_exit_2(live: Live) -> None:
 
 
 async def test_unreachable_api_exits_3(live: Live) -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{free_port()}"  # a port nobody listens on
     for args in (("list",), ("ack", "INC-1"), ("show", "INC-1", "--json")):
         result = await cli(live, *args, "--url", url)
         assert result.exit_code == 3, args

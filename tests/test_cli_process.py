@@ -4,7 +4,6 @@ user runs them: the venv's console script in a subprocess, checked by exit code 
 from __future__ import annotations
 
 import signal
-import socket
 from pathlib import Path
 
 import httpx
@@ -16,13 +15,7 @@ from typer.testing import CliRunner
 from launcher.cli import app
 from tests.conftest import wait_for
 from tests.support_cli import EXAMPLE_POLICY, clean_env, free_ports, run_cli, spawn
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from worker.devinfra import free_port, fresh_database
 
 
 def test_console_script_help_lists_the_process_commands() -> None:
@@ -61,21 +54,13 @@ def test_migrate_is_a_no_op_on_a_migrated_database(database_url: str) -> None:
 
 
 def test_migrate_applies_versions_to_a_new_database(postgres_server: str) -> None:
-    name = "incidentflow_cli_migrate"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = psycopg.conninfo.make_conninfo(postgres_server, dbname=name)
-    try:
+    with fresh_database(postgres_server, "incidentflow_cli_migrate", migrate=False) as url:
         result = run_cli("migrate", "--database-url", url)
         assert result.returncode == 0, result.stderr
         assert "applied 0001_initial" in result.stdout
         with psycopg.connect(url) as conn:
             versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
         assert "0001_initial" in versions
-    finally:
-        with psycopg.connect(postgres_server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_migrate_without_a_database_is_a_usage_error() -> None:
@@ -85,7 +70,7 @@ def test_migrate_without_a_database_is_a_usage_error() -> None:
 
 
 def test_migrate_against_an_unreachable_server_exits_3() -> None:
-    url = f"postgresql://postgres:secret@127.0.0.1:{closed_port()}/incidentflow?connect_timeout=3"
+    url = f"postgresql://postgres:secret@127.0.0.1:{free_port()}/incidentflow?connect_timeout=3"
     result = run_cli("migrate", "--database-url", url)
     assert result.returncode == 3, result.stdout + result.stderr
     assert "unreachable" in result.stderr
@@ -106,7 +91,7 @@ def test_worker_without_temporal_exits_3(database_url: str) -> None:
         **clean_env(),
         "INCIDENTFLOW_POLICY": str(EXAMPLE_POLICY),
         "DATABASE_URL": database_url,
-        "TEMPORAL_ADDRESS": f"127.0.0.1:{closed_port()}",
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
     }
     result = run_cli("worker", env=env)
     assert result.returncode == 3, result.stdout + result.stderr

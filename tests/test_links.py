@@ -15,11 +15,9 @@ import asyncio
 import json
 import re
 import secrets
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import psycopg
 from temporalio.client import Client
 from typer.testing import CliRunner
 
@@ -38,6 +36,7 @@ from tests.support_links import LINK_SECRET, page_payload, paging_app, urls_in
 from tests.support_notifications import make_event
 from tests.support_receivers import HttpReceiver
 from tests.support_surfaces import Live, live_app
+from worker.devinfra import fresh_database
 
 
 async def signed_in(live: Live, token: str) -> httpx.AsyncClient:
@@ -257,12 +256,7 @@ async def test_acknowledge_link_before_its_migration_is_a_503(
     temporal_client: Client, postgres_server: str, task_queue: str
 ) -> None:
     """An API upgraded before the migration ran answers 503 saying so, never 500."""
-    name = f"incidentflow_premigration_{uuid.uuid4().hex[:12]}"
-    async with await psycopg.AsyncConnection.connect(postgres_server, autocommit=True) as conn:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(postgres_server)
-    url = psycopg.conninfo.make_conninfo("", **{**info, "dbname": name})
-    try:
+    with fresh_database(postgres_server, "incidentflow_premigration", migrate=False) as url:
         await migrate(url, [m for m in load_migrations() if m.version == "0001_initial"])
         async with (
             live_app(
@@ -278,6 +272,3 @@ async def test_acknowledge_link_before_its_migration_is_a_503(
             assert answer.status_code == 503, answer.text
             assert "not migrated" in answer.text
             assert (await snapshot(live, number)).status == "triggered"
-    finally:
-        async with await psycopg.AsyncConnection.connect(postgres_server, autocommit=True) as conn:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
