@@ -20,10 +20,8 @@ from temporalio.exceptions import ApplicationError
 
 from schemas.activity_io import (
     ALLOCATE_INCIDENT_NUMBER,
-    APPEND_EVENTS,
     RECORD_INCIDENT,
     AllocateNumberInput,
-    AppendEventsInput,
     RecordIncidentInput,
 )
 from schemas.enums import Role
@@ -131,16 +129,6 @@ class TicketActivities:
             await conn.execute(_UPSERT_INCIDENT, row)
             if events is not None:
                 await conn.execute(_UPSERT_EVENTS, events)
-
-    @activity.defn(name=APPEND_EVENTS)
-    async def append_events(self, data: AppendEventsInput) -> None:
-        """Insert timeline events; ones already stored keep their row (details refreshed)."""
-        _number_seq(data.number)
-        events = _event_params(data.number, data.events)
-        if events is None:
-            return
-        async with self._pool.connection() as conn, conn.transaction():
-            await conn.execute(_UPSERT_EVENTS, events)
 
 
 def _number_seq(number: str) -> int | None:

@@ -4,8 +4,6 @@ the modules that do I/O."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, Field
 
 from schemas.incident import IncidentSnapshot, TimelineEvent
@@ -13,9 +11,7 @@ from schemas.policy import EscalationTarget
 
 ALLOCATE_INCIDENT_NUMBER = "allocate_incident_number"
 RECORD_INCIDENT = "record_incident"
-APPEND_EVENTS = "append_events"
 NOTIFY = "notify"
-RESOLVE_ON_CALL = "resolve_on_call"
 
 
 class AllocateNumberInput(BaseModel):
@@ -28,11 +24,6 @@ class RecordIncidentInput(BaseModel):
 
     snapshot: IncidentSnapshot
     events: list[TimelineEvent] = Field(default_factory=list)
-
-
-class AppendEventsInput(BaseModel):
-    number: str
-    events: list[TimelineEvent]
 
 
 class NotifyInput(BaseModel):
@@ -56,12 +47,3 @@ class NotifyResult(BaseModel):
     failed: list[FailedDelivery] = Field(default_factory=list)
     #: users the targets resolved to (schedules resolved at the event's time)
     recipients: list[str] = Field(default_factory=list)
-
-
-class ResolveOnCallInput(BaseModel):
-    schedule: str
-    at: datetime
-
-
-class ResolveOnCallResult(BaseModel):
-    users: list[str]

@@ -17,7 +17,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.db import create_pool
 from activities.tickets import TicketActivities
-from schemas.activity_io import AllocateNumberInput, AppendEventsInput, RecordIncidentInput
+from schemas.activity_io import AllocateNumberInput, RecordIncidentInput
 from schemas.enums import EventKind, Status
 from schemas.incident import IncidentSnapshot, TimelineEvent
 from tests.support_tickets import T0, make_events, make_snapshot
@@ -118,22 +118,6 @@ async def test_stale_record_never_regresses_a_newer_row(
     assert row["resolved_at"] == T0.replace(hour=11)
 
 
-async def test_append_events_twice_writes_one_row_each(
-    tickets: TicketActivities, pool: Pool
-) -> None:
-    number = await new_number(tickets)
-    events = make_events(4)
-
-    await tickets.append_events(AppendEventsInput(number=number, events=events))
-    await tickets.append_events(AppendEventsInput(number=number, events=events))
-    await tickets.append_events(AppendEventsInput(number=number, events=[]))
-
-    stored = await query(
-        pool, "SELECT seq, kind FROM incident_events WHERE number = %s ORDER BY seq", (number,)
-    )
-    assert stored == [{"seq": e.seq, "kind": e.kind.value} for e in events]
-
-
 async def test_coalesced_repeat_refreshes_the_event_details(
     tickets: TicketActivities, pool: Pool
 ) -> None:
@@ -145,8 +129,11 @@ async def test_coalesced_repeat_refreshes_the_event_details(
             details={"count": count},
         )  # fmt: skip
 
-    await tickets.append_events(AppendEventsInput(number=number, events=[repeat(2)]))
-    await tickets.append_events(AppendEventsInput(number=number, events=[repeat(3), repeat(7)]))
+    snapshot = make_snapshot(number, last_seq=2)
+    await tickets.record_incident(RecordIncidentInput(snapshot=snapshot, events=[repeat(2)]))
+    await tickets.record_incident(
+        RecordIncidentInput(snapshot=snapshot, events=[repeat(3), repeat(7)])
+    )
 
     stored = await query(
         pool, "SELECT seq, details FROM incident_events WHERE number = %s", (number,)

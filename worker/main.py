@@ -22,7 +22,6 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.db import create_pool, migrate
 from activities.notifications.activity import NotifyActivities
-from activities.oncall import OnCallActivities
 from activities.reviews.activity import ReviewActivities
 from activities.tickets import TicketActivities
 from schemas.connection import connect_temporal
@@ -105,14 +104,11 @@ def activities_for(
 ) -> list[object]:
     tickets = TicketActivities(pool)
     notify = NotifyActivities(pool, policy, settings, http=http)
-    oncall = OnCallActivities(policy)
     reviews = ReviewActivities(pool, policy, settings)
     return [
         tickets.allocate_incident_number,
         tickets.record_incident,
-        tickets.append_events,
         notify.notify,
-        oncall.resolve_on_call,
         reviews.record_review,
         reviews.send_review_invite,
         reviews.record_action_items,
