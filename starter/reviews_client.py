@@ -158,7 +158,10 @@ class ReviewClient:
             raise _REJECTIONS.get(kind or "", InvalidAction)(message) from err
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND and await self.running(number) is False:
-                final = await self.handle(number).result(result_type=ReviewState)
+                finished = self.client.get_workflow_handle(
+                    review_workflow_id(number), result_type=ReviewState
+                )
+                final = await finished.result()
                 raise ReviewFinished(
                     f"the review of {number} is {final.status.value}: its workflow has finished"
                     " and takes no more changes"

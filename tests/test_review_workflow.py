@@ -381,6 +381,9 @@ async def test_waive_needs_admin_and_closes_without_review(
         handle = temporal_client.get_workflow_handle(f"review:{number}")
         await asyncio.wait_for(handle.result(), timeout=10)
         await record_review_history(temporal_client, number, "review_waived_cancelled")
+        # once it has finished, the client reads its last state and names its status
+        with pytest.raises(ReviewFinished, match="is waived: its workflow has finished"):
+            await rs.reviews.reschedule(number, datetime.now(UTC) + timedelta(hours=1), "bob")
 
 
 async def test_severity_without_review_closes_without_one(
