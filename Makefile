@@ -36,7 +36,7 @@ test: $(STAMP) browser
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy schemas workflows activities worker starter bench
+	$(BIN)/mypy schemas workflows activities worker starter launcher bench
 
 format: $(STAMP)
 	$(BIN)/ruff format .
