@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -30,7 +29,6 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from tests.conftest import wait_for
 from worker.devinfra import free_port
-
 
 # -- HTTP ---------------------------------------------------------------------------------
 
