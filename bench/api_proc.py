@@ -10,12 +10,9 @@ Run as ``python -m bench.api_proc`` by ``bench.harness``; ``BENCH_API_PORT`` is 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
@@ -24,28 +21,9 @@ from schemas.policy import Policy
 from schemas.settings import Settings
 from starter.api.app import create_app
 from starter.api.context import ApiOptions
+from starter.api.server import QuietServer
 
 UNLIMITED = 10**9
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling (it re-raises SIGTERM after shutting down,
-    which would end the process before a profile is written)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-async def serve(server: uvicorn.Server) -> None:
-    loop = asyncio.get_running_loop()
-
-    def stop() -> None:
-        server.should_exit = True
-
-    loop.add_signal_handler(signal.SIGTERM, stop)
-    loop.add_signal_handler(signal.SIGINT, stop)
-    await server.serve()
 
 
 def main() -> None:
@@ -61,7 +39,9 @@ def main() -> None:
         access_log=False,
         backlog=1024,
     )
-    server = _Server(config)
+    # QuietServer: uvicorn's own handlers re-raise SIGTERM after shutting down, which would
+    # end the process before a profile is written
+    server = QuietServer(config)
     profile_to = os.environ.get("BENCH_PROFILE")
     profiler = None
     if profile_to:
@@ -70,7 +50,7 @@ def main() -> None:
         profiler = Profiler(interval=0.002, async_mode="disabled")
         profiler.start()
     try:
-        asyncio.run(serve(server))
+        asyncio.run(server.serve_until_signal())
     finally:
         if profiler is not None and profile_to:
             session = profiler.stop()

@@ -8,9 +8,8 @@ worker live); callers that block (typer's CliRunner, the browser) run in a threa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -22,20 +21,13 @@ from temporalio.client import Client
 
 from schemas.policy import Policy
 from starter.api.app import create_app
+from starter.api.server import QuietServer
 from starter.dashboard.routes import mount_dashboard
 from tests.support_api import ApiNames, api_policy
 from tests.support_incidents import Stack, running_stack
 from worker.devinfra import bound_socket
 
 SESSION_SECRET = "test-session-secret-0123456789abcdef"
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers: the test process keeps its own."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def socket_url(sock: socket.socket) -> str:
@@ -47,7 +39,7 @@ async def serve_http(app: FastAPI, sock: socket.socket | None = None) -> AsyncIt
     """Serve ``app`` on ``sock`` (default: a free loopback port); yields its base URL."""
     sock = sock or bound_socket()
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
-    server = _Server(config)
+    server = QuietServer(config)  # the test process keeps its own signal handlers
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         async with asyncio.timeout(30):

@@ -6,9 +6,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
-from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -57,14 +54,7 @@ async def _serve_api(settings: Settings, policy: Policy, host: str, port: int) -
     import uvicorn
 
     from starter.api.app import create_app
-
-    class Server(uvicorn.Server):
-        """uvicorn without its own signal handling, which re-raises the signal at exit
-        (the process would die of SIGTERM instead of exiting 0)."""
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
+    from starter.api.server import QuietServer
 
     config = uvicorn.Config(
         create_app(settings, policy),
@@ -74,12 +64,9 @@ async def _serve_api(settings: Settings, policy: Policy, host: str, port: int) -
         # typed int by uvicorn, awaited with asyncio.wait_for: a float is honoured as given
         timeout_graceful_shutdown=settings.api_shutdown_grace_seconds,  # type: ignore[arg-type]
     )
-    server = Server(config)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, setattr, server, "should_exit", True)
+    server = QuietServer(config)
     try:
-        await server.serve()
+        await server.serve_until_signal()
     except SystemExit:  # uvicorn exits when it cannot bind; it has logged why
         return ExitCode.USAGE
     return ExitCode.OK if server.started else ExitCode.UNREACHABLE
