@@ -34,25 +34,16 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from schemas import search_attributes as sa
 from schemas.actions import (
+    ACTION_SPECS,
     AcknowledgeInput,
     ActionInput,
     AlertClear,
     AlertRepeat,
-    AssignInput,
-    CancelInput,
-    ChangeSeverityInput,
-    CloseInput,
-    EscalateInput,
-    InvestigateInput,
-    MergeInput,
-    MitigateInput,
-    NoteInput,
-    ReopenInput,
     ResolveInput,
-    StatusUpdateInput,
 )
 from schemas.classification import priority_for, severity_for
 from schemas.enums import Action, Severity, Status
+from schemas.failures import FailureType
 from schemas.incident import Alert, IncidentPolicy, IncidentRef, IncidentSnapshot, IncidentStart
 from schemas.lifecycle import handed_over, rejection_message, review_pending_message
 from schemas.policy import Policy, Service
@@ -65,23 +56,6 @@ from starter.errors import (
     UnknownService,
 )
 from workflows.incident import IncidentWorkflow
-
-#: Update name and input type of every responder action
-ACTIONS: dict[Action, tuple[str, type[ActionInput]]] = {
-    Action.ACKNOWLEDGE: ("acknowledge", AcknowledgeInput),
-    Action.INVESTIGATE: ("investigate", InvestigateInput),
-    Action.MITIGATE: ("mitigate", MitigateInput),
-    Action.RESOLVE: ("resolve", ResolveInput),
-    Action.CLOSE: ("close", CloseInput),
-    Action.CANCEL: ("cancel", CancelInput),
-    Action.REOPEN: ("reopen", ReopenInput),
-    Action.ASSIGN: ("assign", AssignInput),
-    Action.CHANGE_SEVERITY: ("change_severity", ChangeSeverityInput),
-    Action.ADD_NOTE: ("add_note", NoteInput),
-    Action.POST_STATUS_UPDATE: ("post_status_update", StatusUpdateInput),
-    Action.ESCALATE: ("escalate", EscalateInput),
-    Action.MERGE_INTO: ("merge_into", MergeInput),
-}
 
 
 class IncidentListing(BaseModel):
@@ -174,7 +148,7 @@ class IncidentClient:
                     IncidentWorkflow.ingest_alert, alert, start_workflow_operation=operation
                 )
             except WorkflowUpdateFailedError as err:
-                if _failure_type(err) == "IncidentClosed":
+                if _failure_type(err) == FailureType.INCIDENT_CLOSED:
                     await asyncio.sleep(_retry_delay(attempt))
                     continue
                 raise InvalidAction(_failure_message(err)) from err
@@ -233,7 +207,8 @@ class IncidentClient:
     # ------------------------------------------------------------------ actions
     async def act(self, number: str, action: Action, data: ActionInput) -> IncidentSnapshot:
         """Run one responder action; raises ActionRejected with the workflow's message."""
-        update, input_type = ACTIONS[action]
+        spec = ACTION_SPECS[action]
+        update, input_type = spec.update, spec.input_type
         if not isinstance(data, input_type):
             raise InvalidAction(f"{action.value} takes {input_type.__name__}")
         data = data.model_copy(update={"number": number})
@@ -244,9 +219,9 @@ class IncidentClient:
             )
         except WorkflowUpdateFailedError as err:
             kind = _failure_type(err)
-            if kind == "IncidentNotFound":
+            if kind == FailureType.INCIDENT_NOT_FOUND:
                 raise IncidentNotFound(_failure_message(err)) from err
-            if kind == "IllegalTransition":
+            if kind == FailureType.ILLEGAL_TRANSITION:
                 raise ActionRejected(_failure_message(err)) from err
             raise InvalidAction(_failure_message(err)) from err
         except WorkflowUpdateRPCTimeoutOrCancelledError as err:

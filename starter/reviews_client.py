@@ -25,6 +25,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from schemas.failures import FailureType
 from schemas.review import (
     ActionItem,
     ActionItemChange,
@@ -60,11 +61,11 @@ class ReviewFinished(IncidentError):
 
 #: ApplicationError types the review workflow raises, and what each means to a caller
 _REJECTIONS: dict[str, type[IncidentError]] = {
-    "Forbidden": NotAllowed,
-    "ReviewClosed": ActionRejected,
-    "ActionItemClosed": ActionRejected,
-    "ActionItemExists": ActionRejected,
-    "ActionItemNotFound": IncidentNotFound,
+    FailureType.FORBIDDEN: NotAllowed,
+    FailureType.REVIEW_CLOSED: ActionRejected,
+    FailureType.ACTION_ITEM_CLOSED: ActionRejected,
+    FailureType.ACTION_ITEM_EXISTS: ActionRejected,
+    FailureType.ACTION_ITEM_NOT_FOUND: IncidentNotFound,
 }
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_mod
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from schemas.actions import ActionInput
+from schemas.actions import ACTION_SPECS, ActionInput
 from schemas.actors import Person
 from schemas.enums import Action, Category, Impact, Scope, Severity, Status, Urgency
 from schemas.incident import IncidentRef, IncidentSnapshot, Link, TimelineEvent
@@ -33,28 +33,13 @@ from starter.api.params import (
     Instant,
     NumberPath,
 )
-from starter.client import ACTIONS
 from starter.errors import IncidentNotFound, ServiceUnavailable, UnknownService
 
 Ctx = Annotated[ApiContext, Depends(get_context)]
 ServiceName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
 
-#: URL segment of each action route
-ACTION_ROUTES: dict[str, Action] = {
-    "acknowledge": Action.ACKNOWLEDGE,
-    "investigate": Action.INVESTIGATE,
-    "mitigate": Action.MITIGATE,
-    "resolve": Action.RESOLVE,
-    "close": Action.CLOSE,
-    "cancel": Action.CANCEL,
-    "reopen": Action.REOPEN,
-    "escalate": Action.ESCALATE,
-    "assign": Action.ASSIGN,
-    "severity": Action.CHANGE_SEVERITY,
-    "notes": Action.ADD_NOTE,
-    "status-updates": Action.POST_STATUS_UPDATE,
-    "merge": Action.MERGE_INTO,
-}
+#: URL segment of each action route (``schemas.actions.ACTION_SPECS``)
+ACTION_ROUTES: dict[str, Action] = {spec.route: spec.action for spec in ACTION_SPECS.values()}
 
 _DB_DOWN = (psycopg.OperationalError, PoolTimeout)
 
@@ -275,7 +260,7 @@ async def get_timeline(number: NumberPath, _: Read, ctx: Ctx, response: Response
 
 
 def _add_action_route(segment: str, action: Action) -> None:
-    input_type = ACTIONS[action][1]
+    input_type = ACTION_SPECS[action].input_type
     model = request_model(segment, input_type)
     required = any(f.is_required() for f in model.model_fields.values())
     Respond = Annotated[Principal, Depends(require(Scope.RESPOND))]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from schemas.enums import Action
 from starter import time_text
 from starter.cli.common import CliError
 
@@ -117,14 +118,17 @@ def _act(
     token: str | None,
     as_json: bool,
     number: str,
-    segment: str,
+    action: Action,
     body: dict[str, Any],
     verb: str,
 ) -> None:
-    """POST one action and print the incident's new state."""
+    """POST one action (to its route in ``schemas.actions.ACTION_SPECS``) and print the
+    incident's new state."""
+    from schemas.actions import ACTION_SPECS
     from schemas.incident import IncidentSnapshot
     from starter.cli.output import snapshot_summary
 
+    segment = ACTION_SPECS[action].route
     number = _number(number)
     payload = {k: v for k, v in body.items() if v is not None}
     with _session(url, token, as_json) as (api, out):
@@ -258,7 +262,7 @@ def _bulk_trigger(path: Path, url: str, token: str | None, as_json: bool) -> Non
         raise typer.Exit(1)
 
 
-def _simple_action(segment: str, verb: str, field: str, help_text: str) -> Callable[..., None]:
+def _simple_action(action: Action, verb: str, field: str, help_text: str) -> Callable[..., None]:
     def command(
         number: Number,
         text: str | None = None,
@@ -266,7 +270,7 @@ def _simple_action(segment: str, verb: str, field: str, help_text: str) -> Calla
         token: TokenOption = None,
         as_json: JsonOption = False,
     ) -> None:
-        _act(url, token, as_json, number, segment, {field: text}, verb)
+        _act(url, token, as_json, number, action, {field: text}, verb)
 
     # the option's name differs per command, so its annotation is built here, evaluated
     command.__annotations__["text"] = Annotated[
@@ -283,7 +287,7 @@ def cancel(
     as_json: JsonOption = False,
 ) -> None:
     """Cancel an open incident (false alarm); it closes without resolution."""
-    _act(url, token, as_json, number, "cancel", {"reason": reason}, "cancelled")
+    _act(url, token, as_json, number, Action.CANCEL, {"reason": reason}, "cancelled")
 
 
 def escalate(
@@ -300,7 +304,9 @@ def escalate(
     as_json: JsonOption = False,
 ) -> None:
     """Page the next escalation level now, or a named target."""
-    _act(url, token, as_json, number, "escalate", {"target": to, "reason": reason}, "escalated")
+    _act(
+        url, token, as_json, number, Action.ESCALATE, {"target": to, "reason": reason}, "escalated"
+    )
 
 
 def assign(
@@ -314,7 +320,9 @@ def assign(
     as_json: JsonOption = False,
 ) -> None:
     """Give a role on the incident to a user (commander by default)."""
-    _act(url, token, as_json, number, "assign", {"role": role, "user": user}, f"{role}: {user}")
+    _act(
+        url, token, as_json, number, Action.ASSIGN, {"role": role, "user": user}, f"{role}: {user}"
+    )
 
 
 def severity(
@@ -327,7 +335,7 @@ def severity(
 ) -> None:
     """Change the severity; the SLA clocks are re-timed."""
     body = {"severity": level.upper(), "reason": reason}
-    _act(url, token, as_json, number, "severity", body, f"now {level.upper()}")
+    _act(url, token, as_json, number, Action.CHANGE_SEVERITY, body, f"now {level.upper()}")
 
 
 def note(
@@ -338,7 +346,7 @@ def note(
     as_json: JsonOption = False,
 ) -> None:
     """Add a note to the timeline."""
-    _act(url, token, as_json, number, "notes", {"text": text}, "note added")
+    _act(url, token, as_json, number, Action.ADD_NOTE, {"text": text}, "note added")
 
 
 def status_update(
@@ -349,7 +357,15 @@ def status_update(
     as_json: JsonOption = False,
 ) -> None:
     """Post a status update for stakeholders (resets the update clock)."""
-    _act(url, token, as_json, number, "status-updates", {"text": text}, "status update posted")
+    _act(
+        url,
+        token,
+        as_json,
+        number,
+        Action.POST_STATUS_UPDATE,
+        {"text": text},
+        "status update posted",
+    )
 
 
 def merge(
@@ -360,7 +376,15 @@ def merge(
     as_json: JsonOption = False,
 ) -> None:
     """Close an open incident as a duplicate of another."""
-    _act(url, token, as_json, number, "merge", {"into": _number(into)}, f"merged into {into}")
+    _act(
+        url,
+        token,
+        as_json,
+        number,
+        Action.MERGE_INTO,
+        {"into": _number(into)},
+        f"merged into {into}",
+    )
 
 
 def show(
@@ -532,15 +556,15 @@ def register(app: typer.Typer) -> None:
     panel = PANEL
     app.command(rich_help_panel=panel)(trigger)
     simple = [
-        ("ack", "acknowledge", "acknowledged", "note", "Acknowledge: stops escalation."),
-        ("investigate", "investigate", "investigating", "note", "Mark as being investigated."),
-        ("mitigate", "mitigate", "mitigated", "note", "Impact is mitigated."),
-        ("resolve", "resolve", "resolved", "resolution", "Resolve: the cause is fixed."),
-        ("close", "close", "closed", "reason", "Close a resolved incident."),
-        ("reopen", "reopen", "reopened", "reason", "Reopen a resolved incident."),
+        ("ack", Action.ACKNOWLEDGE, "acknowledged", "note", "Acknowledge: stops escalation."),
+        ("investigate", Action.INVESTIGATE, "investigating", "note", "Mark as being investigated."),
+        ("mitigate", Action.MITIGATE, "mitigated", "note", "Impact is mitigated."),
+        ("resolve", Action.RESOLVE, "resolved", "resolution", "Resolve: the cause is fixed."),
+        ("close", Action.CLOSE, "closed", "reason", "Close a resolved incident."),
+        ("reopen", Action.REOPEN, "reopened", "reason", "Reopen a resolved incident."),
     ]
-    for name, segment, verb, field, doc in simple:
-        command = _simple_action(segment, verb, field, f"Optional {field}.")
+    for name, action, verb, field, doc in simple:
+        command = _simple_action(action, verb, field, f"Optional {field}.")
         command.__doc__ = doc
         command.__name__ = name
         app.command(name, rich_help_panel=panel)(command)

@@ -7,12 +7,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from schemas.actions import ActionInput
+from schemas.actions import ACTION_SPECS, ActionInput
 from schemas.enums import Action, Role, Severity
 from schemas.incident import IncidentSnapshot
 from schemas.lifecycle import handed_over, legal_actions
 from schemas.policy import Policy
-from starter.client import ACTIONS
 
 
 class Field(BaseModel):
@@ -34,22 +33,6 @@ class ActionForm(BaseModel):
     #: forms with a big text field are laid out wide (notes, status updates)
     wide: bool = False
 
-
-LABELS: dict[Action, str] = {
-    Action.ACKNOWLEDGE: "Acknowledge",
-    Action.INVESTIGATE: "Investigating",
-    Action.MITIGATE: "Mitigated",
-    Action.RESOLVE: "Resolve",
-    Action.CLOSE: "Close",
-    Action.CANCEL: "Cancel incident",
-    Action.REOPEN: "Reopen",
-    Action.ASSIGN: "Assign",
-    Action.CHANGE_SEVERITY: "Change severity",
-    Action.ADD_NOTE: "Add note",
-    Action.POST_STATUS_UPDATE: "Post status update",
-    Action.ESCALATE: "Escalate",
-    Action.MERGE_INTO: "Merge as duplicate",
-}
 
 _FORWARD = {
     Action.ACKNOWLEDGE,
@@ -135,7 +118,7 @@ def forms_for(snapshot: IncidentSnapshot, policy: Policy) -> list[ActionForm]:
         out.append(
             ActionForm(
                 action=action,
-                label=LABELS[action],
+                label=ACTION_SPECS[action].label,
                 tone=tone,
                 fields=fields[action],
                 wide=action in (Action.ADD_NOTE, Action.POST_STATUS_UPDATE),
@@ -149,7 +132,7 @@ def parse_action(action: Action, form: dict[str, Any], actor: str) -> ActionInpu
 
     Raises ``pydantic.ValidationError`` for missing or malformed fields.
     """
-    input_type = ACTIONS[action][1]
+    input_type = ACTION_SPECS[action].input_type
     allowed = set(input_type.model_fields) - {"actor", "number"}
     values = {
         k: v.strip() if isinstance(v, str) and k not in ("text",) else v

@@ -10,10 +10,11 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from schemas import links
+from schemas.actions import ACTION_SPECS
 from schemas.enums import Action, Clock, EventKind, Scope
 from schemas.incident import IncidentSnapshot
 from schemas.lifecycle import OPEN_STATUSES
-from starter.dashboard.forms import LABELS, forms_for, parse_action
+from starter.dashboard.forms import forms_for, parse_action
 from starter.dashboard.pages import (
     NUMBER,
     ctx_of,
@@ -106,7 +107,7 @@ async def incident_response(
 async def incident(request: Request, number: str) -> Response:
     user = page_user(dashboard_of(request), request)
     done = request.query_params.get("done")
-    done_label = LABELS.get(Action(done)) if done in {a.value for a in Action} else None
+    done_label = ACTION_SPECS[Action(done)].label if done in {a.value for a in Action} else None
     return await incident_response(request, number, "incident.html", user, done=done_label)
 
 
