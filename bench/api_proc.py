@@ -17,6 +17,7 @@ from pathlib import Path
 
 import uvicorn
 
+from bench.profiling import profiled
 from schemas.policy import Policy
 from schemas.settings import Settings
 from starter.api.app import create_app
@@ -42,20 +43,8 @@ def main() -> None:
     # QuietServer: uvicorn's own handlers re-raise SIGTERM after shutting down, which would
     # end the process before a profile is written
     server = QuietServer(config)
-    profile_to = os.environ.get("BENCH_PROFILE")
-    profiler = None
-    if profile_to:
-        from pyinstrument import Profiler
-
-        profiler = Profiler(interval=0.002, async_mode="disabled")
-        profiler.start()
-    try:
+    with profiled():
         asyncio.run(server.serve_until_signal())
-    finally:
-        if profiler is not None and profile_to:
-            session = profiler.stop()
-            Path(profile_to).write_text(profiler.output_text(unicode=True, show_all=False))
-            session.save(str(Path(profile_to).with_suffix(".pyisession")))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pathlib import Path
 from temporalio.worker import Worker
 
 from activities.db import create_pool
+from bench.profiling import profiled
 from bench.raw_workflows import RAW_WORKFLOWS
 from schemas.connection import connect_temporal
 from schemas.policy import Policy
@@ -66,13 +67,6 @@ def main() -> None:
     if hook:
         module, _, name = hook.partition(":")
         getattr(importlib.import_module(module), name)()
-    profile_to = os.environ.get("BENCH_PROFILE")
-    profiler = None
-    if profile_to:
-        from pyinstrument import Profiler
-
-        profiler = Profiler(interval=0.002, async_mode="disabled")
-        profiler.start()
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -81,13 +75,8 @@ def main() -> None:
         loop.add_signal_handler(signal.SIGINT, stop.set)
         await serve(stop, policy)
 
-    try:
+    with profiled():
         asyncio.run(run())
-    finally:
-        if profiler is not None and profile_to:
-            session = profiler.stop()
-            Path(profile_to).write_text(profiler.output_text(unicode=True, show_all=False))
-            session.save(str(Path(profile_to).with_suffix(".pyisession")))
 
 
 if __name__ == "__main__":
