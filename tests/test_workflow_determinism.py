@@ -87,6 +87,20 @@ def test_no_nondeterministic_call_in_workflow_code(path: Path) -> None:
     assert violations(path.read_text()) == []
 
 
+#: the incident's rules: outside ``workflows/`` but run inside the workflow, so held to the
+#: same check, and free of Temporal so they run in unit tests without it
+RULES = [
+    Path(__file__).parent.parent / "schemas" / n for n in ("incident_rules.py", "lifecycle.py")
+]
+
+
+@pytest.mark.parametrize("path", RULES, ids=[p.stem for p in RULES])
+def test_the_incident_rules_are_deterministic_and_know_no_temporal(path: Path) -> None:
+    source = path.read_text()
+    assert violations(source) == []
+    assert "temporalio" not in source
+
+
 @pytest.mark.parametrize(
     ("snippet", "expected"),
     [
