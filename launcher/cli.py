@@ -31,6 +31,7 @@ from starter.cli.common import (
     console,
     err_console,
     load_policy_or_exit,
+    load_serving_policy,
     policy_path,
 )
 from starter.cli.dev_connection import (
@@ -136,7 +137,9 @@ def worker(
     `incidentflow dev` in --data-dir. Runs the migrations first.
     """
     settings = settings_with_dev_stack(data_dir)
-    loaded = load_policy_or_exit(policy_path(policy))
+    loaded = load_serving_policy(
+        policy_path(policy), allow_dev_credentials=settings.incidentflow_allow_dev_credentials
+    )
     if not settings.database_url:
         err_console.print(
             "error: DATABASE_URL is not set (the worker writes tickets there) and no "

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         description="signs the acknowledge links of page notifications (at least 16 bytes, "
         "the same on workers and API replicas); unset = pages carry no acknowledge link",
     )
+    incidentflow_allow_dev_credentials: bool = Field(
+        default=False,
+        description="let `incidentflow worker` / `api` start with a policy holding the "
+        "published development credentials (schemas/dev_credentials.py); never in production",
+    )
     incidentflow_ack_link_ttl_seconds: float = Field(
         default=24 * 3600, gt=0, description="how long a page's acknowledge link works"
     )
@@ -73,6 +78,11 @@ class Settings(BaseSettings):
     worker_health_file: Path | None = Field(
         default=None,
         description="touched every 5 s while the worker polls, removed on stop (healthchecks)",
+    )
+    worker_metrics_address: str | None = Field(
+        default=None,
+        description="host:port of the worker's Prometheus /metrics (Temporal SDK and ours); "
+        "unset = no endpoint",
     )
     worker_build_id: str | None = Field(
         default=None,

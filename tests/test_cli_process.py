@@ -13,6 +13,8 @@ from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from launcher.cli import app
+from schemas.dev_credentials import DEV_INTEGRATION_KEYS, DEV_SECRETS, DEV_TOKENS
+from schemas.tokens import hash_token
 from tests.conftest import wait_for
 from tests.support_cli import EXAMPLE_POLICY, clean_env, free_ports, run_cli, spawn
 from worker.devinfra import free_port, fresh_database
@@ -86,10 +88,55 @@ def test_worker_with_a_broken_policy_exits_2(tmp_path: Path) -> None:
     assert f"{broken}:2: bogus: unknown field" in result.stderr
 
 
+@pytest.mark.parametrize("command", [["worker"], ["api", "--port", "1"]])
+def test_worker_and_api_refuse_the_published_dev_credentials(command: list[str]) -> None:
+    # DATABASE_URL set and Temporal unreachable: only the policy check can stop it with 2
+    env = {
+        **clean_env(),
+        "INCIDENTFLOW_POLICY": str(EXAMPLE_POLICY),
+        "DATABASE_URL": "postgresql:///x",
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+    }
+    result = run_cli(*command, env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    text = " ".join(result.stderr.split())  # rich wraps at the terminal's width
+    assert f"{EXAMPLE_POLICY}: holds 7 development credentials" in text
+    for path in (
+        "channels.3.secret",
+        "services.0.integration_keys.0",
+        "services.0.integration_keys.1",
+        "services.1.integration_keys.0",
+        "services.2.integration_keys.0",
+        "tokens.0.sha256 (token of 'dev-admin')",
+        "tokens.1.sha256 (token of 'dev-responder')",
+    ):
+        assert path in text
+    assert "generate_token" in text and "INCIDENTFLOW_ALLOW_DEV_CREDENTIALS=1" in text
+    for value in (*DEV_TOKENS, *DEV_INTEGRATION_KEYS, *DEV_SECRETS):
+        assert value not in result.stdout + result.stderr
+    for value in (hash_token(token) for token in DEV_TOKENS):
+        assert value not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("command", [["worker"], ["api", "--port", "1"]])
+def test_worker_and_api_without_a_policy_file_say_how_to_mount_one(
+    command: list[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "policy.yaml"
+    env = {**clean_env(), "INCIDENTFLOW_POLICY": str(missing), "DATABASE_URL": "postgresql:///x"}
+    result = run_cli(*command, env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    text = " ".join(result.stderr.split())
+    assert f"no policy file at {missing}" in text
+    assert "/etc/incidentflow/policy.yaml:ro" in text
+    assert "examples/policy.production.yaml" in text
+
+
 def test_worker_without_temporal_exits_3(database_url: str) -> None:
     env = {
         **clean_env(),
         "INCIDENTFLOW_POLICY": str(EXAMPLE_POLICY),
+        "INCIDENTFLOW_ALLOW_DEV_CREDENTIALS": "1",
         "DATABASE_URL": database_url,
         "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
     }
@@ -105,6 +152,7 @@ async def test_api_serves_and_stops_on_sigterm(
     env = {
         **clean_env(),
         "INCIDENTFLOW_POLICY": str(EXAMPLE_POLICY),
+        "INCIDENTFLOW_ALLOW_DEV_CREDENTIALS": "1",
         "DATABASE_URL": database_url,
         "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
     }

@@ -90,6 +90,33 @@ def load_policy_or_exit(path: Path) -> Policy:
         raise typer.Exit(ExitCode.USAGE) from None
 
 
+def load_serving_policy(path: Path, *, allow_dev_credentials: bool) -> Policy:
+    """The policy a production worker or API serves: the file must exist (the image ships
+    none) and hold no published development credential (exit code 2 naming the entries)."""
+    # lazy: pydantic and the policy models stay out of `--help`
+    from schemas.dev_credentials import dev_credentials, dev_credentials_text
+
+    if not path.exists():
+        err_console.print(
+            f"error: no policy file at {path} (INCIDENTFLOW_POLICY or --policy). Write one "
+            "(examples/policy.production.yaml is a template) and mount it read-only, e.g. "
+            "docker run -v $PWD/policy.yaml:/etc/incidentflow/policy.yaml:ro "
+            "-e INCIDENTFLOW_POLICY=/etc/incidentflow/policy.yaml ...; "
+            "check it first with `incidentflow policy check policy.yaml`",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(ExitCode.USAGE)
+    loaded = load_policy_or_exit(path)
+    found = dev_credentials(loaded)
+    if found and not allow_dev_credentials:
+        err_console.print(
+            f"error: {dev_credentials_text(str(path), found)}", markup=False, highlight=False
+        )
+        raise typer.Exit(ExitCode.USAGE)
+    return loaded
+
+
 def policy_path(option: Path | None) -> Path:
     # lazy: pydantic-settings stays out of `--help`
     from schemas.settings import Settings

@@ -19,6 +19,7 @@ from starter.cli.common import (
     configure_logging,
     console,
     load_policy_or_exit,
+    load_serving_policy,
     policy_path,
 )
 from starter.cli.dev_connection import DEFAULT_DATA_DIR, DataDirOption, settings_with_dev_stack
@@ -44,7 +45,9 @@ def api(
     SIGINT/SIGTERM stop accepting connections and finish in-flight requests.
     """
     settings = settings_with_dev_stack(data_dir)
-    loaded = load_policy_or_exit(policy_path(policy))
+    loaded = load_serving_policy(
+        policy_path(policy), allow_dev_credentials=settings.incidentflow_allow_dev_credentials
+    )
     configure_logging(log_level)
     raise typer.Exit(asyncio.run(_serve_api(settings, loaded, host, port)))
 
