@@ -1,14 +1,16 @@
 # incidentflow: one image for the worker, the HTTP API and the migrate job (docs/deploy.md).
 #   docker build -t incidentflow:0.1.0 .
 # The default command serves the API; compose runs `incidentflow worker` / `migrate` from it.
-# No secrets here: every setting comes from the environment at run time.
+# No secrets here: every setting comes from the environment at run time. No policy either:
+# mount yours at /etc/incidentflow/policy.yaml (read-only); without one, or with the published
+# development credentials of examples/policy.yaml, the worker and API refuse to start.
 FROM python:3.11.13-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
-    INCIDENTFLOW_POLICY=/app/examples/policy.yaml
+    INCIDENTFLOW_POLICY=/etc/incidentflow/policy.yaml
 
 # a fixed, unprivileged uid/gid, so mounted files (policy, TLS keys) can be granted to it
 RUN groupadd --system --gid 10001 incidentflow \
@@ -27,8 +29,6 @@ COPY starter ./starter
 COPY launcher ./launcher
 RUN pip install --no-cache-dir --constraint requirements.lock . \
     && rm -rf build ./*.egg-info
-
-COPY examples ./examples
 
 USER 10001:10001
 

@@ -8,7 +8,9 @@ The checklist (what hadolint does not know about this project):
 - ``pip install --no-cache-dir`` constrained by ``requirements.lock``;
 - every package of the project copied in;
 - a ``HEALTHCHECK`` and an exec-form ``CMD`` (PID 1 gets SIGTERM: graceful shutdown);
-- a .dockerignore keeping local state and secrets out of the build context.
+- a .dockerignore keeping local state and secrets out of the build context;
+- no policy in the image: INCIDENTFLOW_POLICY names a mount point nothing is copied to, and
+  examples/ (the development credentials) stays out.
 """
 
 from __future__ import annotations
@@ -213,3 +215,15 @@ def test_the_venv_holds_exactly_what_the_lock_pins() -> None:
             continue
         assert name in pins, f"{name} {version} is installed but not locked: `make lock`"
         assert pins[name] == version, f"{name}: lock has {pins[name]}, the venv {version}"
+
+
+def test_the_image_ships_no_policy() -> None:
+    env = " ".join(args_of("ENV"))
+    match = re.search(r"INCIDENTFLOW_POLICY=(\S+)", env)
+    assert match, "INCIDENTFLOW_POLICY names where the operator mounts the policy"
+    mount = match.group(1)
+    assert mount.startswith("/etc/"), f"{mount}: mount the policy outside the app's files"
+    for args in args_of("COPY"):
+        sources = args.split()[:-1]
+        assert not any(s.startswith("examples") for s in sources), f"COPY {args}"
+        assert mount not in args, f"COPY {args}: the image would carry a policy"
