@@ -42,7 +42,7 @@ from starter.cli.dev_connection import (
 )
 
 if TYPE_CHECKING:
-    from schemas.policy import Policy
+    from schemas.policy_holder import PolicyHolder
     from schemas.settings import Settings
 
 
@@ -147,10 +147,14 @@ def worker(
         )
         raise typer.Exit(ExitCode.USAGE)
     configure_logging(log_level)
-    raise typer.Exit(asyncio.run(_run_worker(settings, loaded)))
+    from schemas.policy_holder import PolicyHolder  # lazy: like every policy import here
+
+    raise typer.Exit(
+        asyncio.run(_run_worker(settings, PolicyHolder(loaded, path=policy_path(policy))))
+    )
 
 
-async def _run_worker(settings: Settings, policy: Policy) -> int:
+async def _run_worker(settings: Settings, policy: PolicyHolder) -> int:
     # lazy: the worker loads Temporal, the workflows, the activities and psycopg
     import psycopg
 
@@ -160,6 +164,8 @@ async def _run_worker(settings: Settings, policy: Policy) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # SIGHUP: validate the policy file again and swap it in (a broken one is logged, kept out)
+    loop.add_signal_handler(signal.SIGHUP, policy.reload_quietly)
     try:
         await run_worker(settings, policy, stop)
     except psycopg.OperationalError as err:

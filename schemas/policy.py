@@ -30,6 +30,7 @@ from schemas.enums import (
     TargetKind,
     Urgency,
 )
+from schemas.policy_secrets import Secret
 
 
 class PolicyModel(BaseModel):
@@ -39,8 +40,8 @@ class PolicyModel(BaseModel):
 class User(PolicyModel):
     name: str = Field(min_length=1)
     email: str | None = None
-    slack: str | None = Field(default=None, description="Slack incoming-webhook URL for DMs")
-    webhook: str | None = Field(default=None, description="personal webhook URL")
+    slack: Secret | None = Field(default=None, description="Slack incoming-webhook URL for DMs")
+    webhook: Secret | None = Field(default=None, description="personal webhook URL")
     full_name: str | None = None
 
 
@@ -48,9 +49,9 @@ class Channel(PolicyModel):
     name: str = Field(min_length=1)
     kind: ChannelKind
     #: email address for email; webhook URL for slack/webhook; Apprise URL for apprise
-    target: str = ""
+    target: Secret = ""
     #: HMAC secret for signed webhooks (kind webhook)
-    secret: str | None = None
+    secret: Secret | None = None
 
 
 class Override(PolicyModel):
@@ -145,14 +146,14 @@ class Service(PolicyModel):
     name: str = Field(min_length=1)
     description: str = ""
     escalation_policy: str
-    integration_keys: list[str] = Field(default_factory=list)
+    integration_keys: list[Secret] = Field(default_factory=list)
     #: an alert clear resolves the incident
     auto_resolve: bool = True
     #: a trigger inside this window after resolution reopens the incident
     reopen_window: Duration = timedelta(hours=1)
     #: when set, the integration endpoints of this service accept only requests signed
     #: with it (X-Incidentflow-Timestamp / X-Incidentflow-Signature, docs/webhooks.md)
-    inbound_secret: str | None = None
+    inbound_secret: Secret | None = None
 
 
 class ClassificationRule(PolicyModel):
@@ -169,7 +170,7 @@ class ClassificationRule(PolicyModel):
 class ApiToken(PolicyModel):
     name: str = Field(min_length=1)
     user: str
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: Secret = Field(pattern=r"^[0-9a-f]{64}$")
     scopes: list[Scope] = Field(min_length=1)
 
 

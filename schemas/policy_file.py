@@ -11,7 +11,10 @@ editors and CI logs turn into links). To get there:
   ``"; "``; each part is mapped to its own line;
 * when some fields are invalid, pydantic never runs the cross-reference check, so it is
   run again on the valid part of the file (broken items replaced by inert stand-ins) and
-  those errors are listed too.
+  those errors are listed too;
+* ``${ENV}`` and ``file:/path`` references in secret-bearing fields are resolved before
+  validation (:mod:`schemas.policy_secrets`); one that cannot be is an error on its line,
+  and no error ever quotes a resolved value.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import difflib
 import re
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date
 from enum import Enum
 from pathlib import Path
@@ -32,6 +35,12 @@ from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from schemas.policy import Policy
+from schemas.policy_secrets import (
+    UnresolvedReference,
+    is_reference,
+    is_secret_bearing,
+    resolve_reference,
+)
 
 Loc = tuple[str, ...]
 
@@ -68,8 +77,9 @@ def policy_errors_text(err: PolicyError) -> str:
     return "\n".join([f"{err.source}: invalid policy ({count} {noun})", *err.errors])
 
 
-def load_policy(path: Path | str) -> Policy:
-    """Read and validate the policy file at ``path``."""
+def load_policy(path: Path | str, env: Mapping[str, str] | None = None) -> Policy:
+    """Read and validate the policy file at ``path``; references read ``env`` (default:
+    the process environment) and the files they name."""
     path = Path(path)
     source = str(path)
     try:
@@ -89,10 +99,12 @@ def load_policy(path: Path | str) -> Policy:
         raise PolicyError([f"{source}: not UTF-8 text ({exc.reason})"], source) from None
     except OSError as exc:
         raise PolicyError([f"{source}: cannot read: {exc.strerror or exc}"], source) from None
-    return parse_policy(text, source)
+    return parse_policy(text, source, env)
 
 
-def parse_policy(text: str, source: str = "<policy>") -> Policy:
+def parse_policy(
+    text: str, source: str = "<policy>", env: Mapping[str, str] | None = None
+) -> Policy:
     """Validate policy YAML ``text``; ``source`` names it in error messages."""
     loader = _Loader(text)
     try:
@@ -121,16 +133,21 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         raise PolicyError(_ordered(problems), source)
 
     report = _Reporter(source, lines, problems)
+    refs = _References(env)
+    data = refs.resolve(Policy, data, (), secret=False)
+    for loc, message in refs.errors:
+        report.add(loc, message)
     policy: Policy | None = None
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
         field_errors = [e for e in exc.errors(include_url=False) if e["loc"]]
         for e in exc.errors(include_url=False):
-            if e["loc"]:
-                report.pydantic(e)
-            else:
+            loc = _loc(e["loc"])
+            if not e["loc"]:
                 report.references(_message(e))
+            elif not refs.covers(loc, refs.unresolved):  # reported as unresolved already
+                report.pydantic(e, quote_input=not refs.covers(loc, refs.resolved))
         if field_errors:
             for loc, message in _references_of_valid_part(data, field_errors):
                 report.add(loc, message)
@@ -278,9 +295,9 @@ class _Reporter:
             self._seen.add(text)
             self.problems.append((line, text))
 
-    def pydantic(self, error: Any) -> None:
+    def pydantic(self, error: Any, quote_input: bool = True) -> None:
         loc = _loc(error["loc"])
-        self.add(loc, _message(error))
+        self.add(loc, _message(error, quote_input))
 
     def references(self, message: str) -> None:
         """Split the cross-reference check's ``path: message; path: message`` report."""
@@ -311,7 +328,7 @@ def _loc(raw: tuple[int | str, ...]) -> Loc:
     return tuple(str(p) for p in raw if not (isinstance(p, str) and p.startswith("[")))
 
 
-def _message(error: Any) -> str:
+def _message(error: Any, quote_input: bool = True) -> str:
     kind = error["type"]
     if kind == "missing":
         return "required field is missing"
@@ -322,7 +339,9 @@ def _message(error: Any) -> str:
     if kind != "value_error" and not kind.startswith("assertion"):
         message = message[:1].lower() + message[1:]
         value = error.get("input")
-        if isinstance(value, str | int | float | bool | date) or value is None:
+        if not quote_input:
+            pass  # a value read from a secret reference is never shown
+        elif isinstance(value, str | int | float | bool | date) or value is None:
             message += f" (got {value!r})"
         message += _HINTS.get(kind, "")
     return message
@@ -370,6 +389,83 @@ def _unwrap_optional(annotation: Any) -> Any:
         if len(members) == 1:
             return members[0]
     return annotation
+
+
+# -- secret references ---------------------------------------------------------------------
+
+
+class _References:
+    """Resolves the references of a policy document, remembering where: errors for the
+    ones that cannot be resolved, and the places of resolved values, whose pydantic
+    errors must not quote them."""
+
+    def __init__(self, env: Mapping[str, str] | None) -> None:
+        self.env = env
+        self.errors: list[tuple[Loc, str]] = []
+        self.resolved: set[Loc] = set()
+        self.unresolved: set[Loc] = set()
+
+    @staticmethod
+    def covers(loc: Loc, places: set[Loc]) -> bool:
+        return any(loc[:n] in places for n in range(len(loc) + 1))
+
+    def resolve(self, annotation: Any, raw: Any, loc: Loc, *, secret: bool) -> Any:
+        """A copy of ``raw`` (validated later as ``annotation``) with references resolved."""
+        annotation = _unwrap_optional(annotation)
+        secret = secret or is_secret_bearing(annotation)
+        if isinstance(raw, str):
+            return self._string(raw, loc, secret)
+        if typing.get_origin(annotation) is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        origin = typing.get_origin(annotation)
+        args = typing.get_args(annotation)
+        if isinstance(raw, list):
+            item = args[0] if origin is list and args else Any
+            return [self.resolve(item, v, (*loc, str(i)), secret=secret) for i, v in enumerate(raw)]
+        if not isinstance(raw, dict):
+            return raw
+        if origin is dict and args:
+            return {
+                k: self.resolve(args[1], v, (*loc, str(k)), secret=secret) for k, v in raw.items()
+            }
+        fields = (
+            annotation.model_fields
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else {}
+        )
+        resolved: dict[Any, Any] = {}
+        for key, value in raw.items():
+            info = fields.get(key) if isinstance(key, str) else None
+            if info is None:
+                resolved[key] = self.resolve(Any, value, (*loc, str(key)), secret=secret)
+            else:
+                marked = is_secret_bearing(info.annotation, info.metadata)
+                resolved[key] = self.resolve(
+                    info.annotation, value, (*loc, key), secret=secret or marked
+                )
+        return resolved
+
+    def _string(self, raw: str, loc: Loc, secret: bool) -> str:
+        if not is_reference(raw):
+            return raw
+        if not secret:
+            self.errors.append(
+                (
+                    loc,
+                    f"{raw!r} is written as a secret reference, but references are resolved "
+                    "only in secret-bearing fields (URLs and secrets of users and channels, "
+                    "integration_keys, inbound_secret, tokens' sha256)",
+                )
+            )
+            return raw
+        try:
+            value = resolve_reference(raw, self.env)
+        except UnresolvedReference as exc:
+            self.errors.append((loc, f"unresolved reference: {exc}"))
+            self.unresolved.add(loc)
+            return f"\0unresolved:{'.'.join(loc)}"  # unique: no false duplicate-key error
+        self.resolved.add(loc)
+        return value
 
 
 # -- the cross-reference check on a partly valid file -------------------------------------

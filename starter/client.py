@@ -47,6 +47,7 @@ from schemas.failures import FailureType
 from schemas.incident import Alert, IncidentPolicy, IncidentRef, IncidentSnapshot, IncidentStart
 from schemas.lifecycle import handed_over, rejection_message, review_pending_message
 from schemas.policy import Policy, Service
+from schemas.policy_holder import PolicyHolder
 from schemas.settings import TASK_QUEUE
 from starter.errors import (
     ActionRejected,
@@ -87,11 +88,18 @@ def _quote(value: str) -> str:
 
 
 class IncidentClient:
-    def __init__(self, client: Client, policy: Policy, *, task_queue: str = TASK_QUEUE) -> None:
+    def __init__(
+        self, client: Client, policy: Policy | PolicyHolder, *, task_queue: str = TASK_QUEUE
+    ) -> None:
         self.client = client
-        self.policy = policy
+        self.policies = PolicyHolder.of(policy)
         self.task_queue = task_queue
         self._workflow_ids: dict[str, str] = {}
+
+    @property
+    def policy(self) -> Policy:
+        """The current policy: each new incident starts with a snapshot of it."""
+        return self.policies.current
 
     # ------------------------------------------------------------------ ingestion
     def incident_policy(self, service: Service) -> IncidentPolicy:

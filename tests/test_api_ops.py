@@ -7,6 +7,7 @@ import logging
 import pytest
 from temporalio.client import Client
 
+from schemas.policy_holder import policy_hash
 from schemas.settings import Settings
 from starter.api.app import create_app
 from tests.conftest import wait_for
@@ -20,7 +21,11 @@ async def test_health_readiness_and_openapi(
         assert (await api.http.get("/healthz")).json() == {"status": "ok"}
         ready = await api.http.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json() == {"status": "ready", "checks": {"temporal": "ok", "postgres": "ok"}}
+        assert ready.json() == {
+            "status": "ready",
+            "checks": {"temporal": "ok", "postgres": "ok"},
+            "policy": policy_hash(api.app.state.policy),
+        }
         spec = (await api.http.get("/openapi.json")).json()
         assert spec["components"]["securitySchemes"]["bearer"] == {
             "type": "http",

@@ -80,6 +80,14 @@ async def test_every_endpoint_by_every_scope(
             ),
             ("GET", "/api/v1/reports/summary", "/api/v1/reports/summary", None, Scope.READ),
             ("GET", "/metrics", "/metrics", None, Scope.READ),
+            # started without a file: admin gets 409 (tests/test_policy_reload.py reloads)
+            (
+                "POST",
+                "/api/v1/admin/policy/reload",
+                "/api/v1/admin/policy/reload",
+                None,
+                Scope.ADMIN,
+            ),
         ]
         for segment in ACTION_ROUTES:
             matrix.append(

@@ -26,6 +26,7 @@ from activities.reviews.activity import ReviewActivities
 from activities.tickets import TicketActivities
 from schemas.connection import connect_temporal
 from schemas.policy import Policy
+from schemas.policy_holder import PolicyHolder
 from schemas.settings import Settings
 from workflows.incident import IncidentWorkflow
 from workflows.review import PostIncidentReviewWorkflow
@@ -98,7 +99,7 @@ def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
 
 def activities_for(
     pool: AsyncConnectionPool,
-    policy: Policy,
+    policy: Policy | PolicyHolder,
     settings: Settings,
     http: httpx.AsyncClient | None = None,
 ) -> list[object]:
@@ -123,7 +124,7 @@ def build_worker(
     client: Client,
     *,
     pool: AsyncConnectionPool,
-    policy: Policy,
+    policy: Policy | PolicyHolder,
     settings: Settings,
     task_queue: str | None = None,
     tuning: WorkerTuning | None = None,
@@ -148,11 +149,18 @@ def build_worker(
     )
 
 
-async def run_worker(settings: Settings, policy: Policy, stop: asyncio.Event) -> None:
-    """Run until ``stop`` is set, then let in-flight activities finish (graceful shutdown)."""
+async def run_worker(
+    settings: Settings, policy: Policy | PolicyHolder, stop: asyncio.Event
+) -> None:
+    """Run until ``stop`` is set, then let in-flight activities finish (graceful shutdown).
+
+    Activities read the policy through one holder, so a reload of ``policy`` (SIGHUP, see
+    ``launcher.cli``) reaches the next notification without a restart."""
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL is not set: the worker needs PostgreSQL for tickets")
     await migrate(settings.database_url)
+    policy = PolicyHolder.of(policy)
+    log.info("worker serving policy %s", policy.hash)
     client = await connect_temporal(settings)
     pool = await create_pool(
         settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max

@@ -39,6 +39,7 @@ from schemas.failures import FailureType
 from schemas.lifecycle import is_legal
 from schemas.links import ack_url, incident_url
 from schemas.policy import Policy
+from schemas.policy_holder import PolicyHolder
 from schemas.settings import Settings
 
 #: ``ApplicationError.type`` of the retryable error raised for transient failures
@@ -83,21 +84,29 @@ class NotifyActivities:
     def __init__(
         self,
         pool: AsyncConnectionPool[Any],
-        policy: Policy,
+        policy: Policy | PolicyHolder,
         settings: Settings,
         http: httpx.AsyncClient | None = None,
         renderer: Renderer | None = None,
     ) -> None:
         self.pool = pool
-        self.policy = policy
+        #: read at each delivery: a reload changes targets for the next page
+        self.policies = PolicyHolder.of(policy)
         self.settings = settings
         #: one client for every HTTP delivery, made on first use: building one loads the CA
         #: bundle (~45 ms of CPU), which per activity was a third of the worker's ingest time
         self.http = http
         self.renderer = renderer or Renderer(settings.incidentflow_templates)
-        self.base_url = settings.incidentflow_base_url or policy.base_url
         secret = settings.incidentflow_link_secret
         self.link_secret = secret.get_secret_value().encode() if secret else None
+
+    @property
+    def policy(self) -> Policy:
+        return self.policies.current
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.incidentflow_base_url or self.policy.base_url
 
     def ack_link(self, input: NotifyInput, delivery: Delivery) -> str | None:
         """A signed one-tap acknowledge link for a page to a user, while acknowledging is

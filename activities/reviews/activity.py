@@ -38,6 +38,7 @@ from schemas.failures import FailureType
 from schemas.incident import TimelineEvent
 from schemas.links import review_url
 from schemas.policy import Policy
+from schemas.policy_holder import PolicyHolder
 from schemas.review import (
     COMPLETE_HAND_OVER,
     OPEN_ACTION_ITEMS_DUE,
@@ -170,15 +171,23 @@ class ReviewActivities:
     def __init__(
         self,
         pool: AsyncConnectionPool[psycopg.AsyncConnection],
-        policy: Policy,
+        policy: Policy | PolicyHolder,
         settings: Settings,
         renderer: PostmortemRenderer | None = None,
     ) -> None:
         self._pool = pool
-        self.policy = policy
+        #: read at each use: a reload reaches the next invitation
+        self.policies = PolicyHolder.of(policy)
         self.settings = settings
         self.renderer = renderer or PostmortemRenderer(settings.incidentflow_templates)
-        self.base_url = settings.incidentflow_base_url or policy.base_url
+
+    @property
+    def policy(self) -> Policy:
+        return self.policies.current
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.incidentflow_base_url or self.policy.base_url
 
     def link(self, number: str) -> str:
         return review_url(self.base_url, number)

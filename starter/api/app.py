@@ -19,9 +19,11 @@ from temporalio.client import Client
 
 from schemas.connection import connect_temporal
 from schemas.policy import Policy
+from schemas.policy_holder import PolicyHolder
 from schemas.settings import Settings
 from starter.api import (
     action_items,
+    admin,
     incidents,
     integrations_alertmanager,
     integrations_pagerduty,
@@ -48,7 +50,7 @@ service's integration key).
 
 def create_app(
     settings: Settings,
-    policy: Policy,
+    policy: Policy | PolicyHolder,
     *,
     temporal: Client | None = None,
     options: ApiOptions | None = None,
@@ -60,9 +62,10 @@ def create_app(
     """
     options = options or ApiOptions()
     install_log_redaction()
+    holder = PolicyHolder.of(policy)
     ctx = ApiContext(
         settings=settings,
-        policy=policy,
+        policies=holder,
         options=options,
         limiter=RateLimiter(options.rate_limit),
         metrics=ApiMetrics(),
@@ -72,7 +75,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = temporal or await connect_temporal(settings)
         ctx.temporal = client
-        ctx.incidents = IncidentClient(client, policy, task_queue=settings.temporal_task_queue)
+        ctx.incidents = IncidentClient(client, holder, task_queue=settings.temporal_task_queue)
         if settings.database_url:
             pool: AsyncConnectionPool[psycopg.AsyncConnection] = AsyncConnectionPool(
                 settings.database_url,
@@ -103,12 +106,13 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.settings = settings
-    app.state.policy = policy
+    app.state.policy = holder.current  # as started (tests read it)
     for module in (ops, incidents, reports, integrations_alertmanager, integrations_pagerduty):
         app.include_router(module.router)
-    for module in (reviews, action_items):
+    for module in (reviews, action_items, admin):
         app.include_router(module.router)
-    reviews.document_policy_users(app, policy)
+    ctx.metrics.registry.register(admin.PolicyInfoCollector(holder))
+    reviews.document_policy_users(app, holder.current)
     install_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=options.max_body_bytes, max_depth=options.max_json_depth

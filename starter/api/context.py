@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from temporalio.client import Client
 
 from schemas.policy import Policy
+from schemas.policy_holder import PolicyHolder
 from schemas.settings import Settings
 from starter.api.limits import (
     DEFAULT_MAX_BODY_BYTES,
@@ -44,13 +45,18 @@ class ApiOptions(BaseModel):
 @dataclass
 class ApiContext:
     settings: Settings
-    policy: Policy
+    #: the served policy; a reload swaps it for every handler at once
+    policies: PolicyHolder
     options: ApiOptions
     limiter: RateLimiter
     metrics: ApiMetrics
     temporal: Client | None = None
     incidents: IncidentClient | None = None
     pool: AsyncConnectionPool[psycopg.AsyncConnection] | None = None
+
+    @property
+    def policy(self) -> Policy:
+        return self.policies.current
 
     def client(self) -> IncidentClient:
         if self.incidents is None:

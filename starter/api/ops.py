@@ -27,6 +27,8 @@ class Readiness(BaseModel):
     status: str
     #: ``ok`` or ``unavailable: <error type>`` per dependency
     checks: dict[str, str]
+    #: hash of the policy in force (``incidentflow_policy_info``); compare across replicas
+    policy: str
 
 
 @router.get("/healthz", response_model=Health)
@@ -57,7 +59,9 @@ async def readyz(ctx: Annotated[ApiContext, Depends(get_context)]) -> JSONRespon
     except Exception as exc:
         checks["postgres"] = f"unavailable: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
-    body = Readiness(status="ready" if ready else "not ready", checks=checks)
+    body = Readiness(
+        status="ready" if ready else "not ready", checks=checks, policy=ctx.policies.hash
+    )
     return JSONResponse(
         body.model_dump(),
         status_code=200 if ready else 503,

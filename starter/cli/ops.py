@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -25,7 +26,7 @@ from starter.cli.common import (
 from starter.cli.dev_connection import DEFAULT_DATA_DIR, DataDirOption, settings_with_dev_stack
 
 if TYPE_CHECKING:
-    from schemas.policy import Policy
+    from schemas.policy_holder import PolicyHolder
     from schemas.settings import Settings
 
 policy_app = typer.Typer(help="Work with the policy file.", no_args_is_help=True)
@@ -49,10 +50,13 @@ def api(
         policy_path(policy), allow_dev_credentials=settings.incidentflow_allow_dev_credentials
     )
     configure_logging(log_level)
-    raise typer.Exit(asyncio.run(_serve_api(settings, loaded, host, port)))
+    from schemas.policy_holder import PolicyHolder  # lazy: pydantic stays out of `--help`
+
+    holder = PolicyHolder(loaded, path=policy_path(policy))
+    raise typer.Exit(asyncio.run(_serve_api(settings, holder, host, port)))
 
 
-async def _serve_api(settings: Settings, policy: Policy, host: str, port: int) -> int:
+async def _serve_api(settings: Settings, policy: PolicyHolder, host: str, port: int) -> int:
     # lazy: uvicorn, FastAPI and the Temporal client load only when the API is served
     import uvicorn
 
@@ -68,6 +72,8 @@ async def _serve_api(settings: Settings, policy: Policy, host: str, port: int) -
         timeout_graceful_shutdown=settings.api_shutdown_grace_seconds,  # type: ignore[arg-type]
     )
     server = QuietServer(config)
+    # SIGHUP: validate the policy file again and swap it in (a broken one is logged, kept out)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, policy.reload_quietly)
     try:
         await server.serve_until_signal()
     except SystemExit:  # uvicorn exits when it cannot bind; it has logged why
