@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +28,7 @@ from schemas.activity_io import (
 from schemas.enums import Role
 from schemas.failures import FailureType
 from schemas.incident import IncidentSnapshot, TimelineEvent
+from schemas.telemetry import activity_meter, ticket_write
 
 NUMBER_PREFIX = "INC-"
 _NUMBER = re.compile(r"^INC-(\d+)$")
@@ -125,10 +127,12 @@ class TicketActivities:
         """Upsert the incident row and its events in one transaction (one round trip)."""
         row = _incident_row(data.snapshot)
         events = _event_params(data.snapshot.number, data.events)
+        started = time.perf_counter()
         async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
             await conn.execute(_UPSERT_INCIDENT, row)
             if events is not None:
                 await conn.execute(_UPSERT_EVENTS, events)
+        ticket_write(activity_meter(), time.perf_counter() - started)
 
 
 def _number_seq(number: str) -> int | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 
 from schemas.settings import Settings
 
@@ -35,7 +36,8 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     return bool(settings.temporal_tls or settings.temporal_api_key)
 
 
-async def connect_temporal(settings: Settings) -> Client:
+async def connect_temporal(settings: Settings, *, runtime: Runtime | None = None) -> Client:
+    """A client; ``runtime`` carries a worker's metrics endpoint (``worker.telemetry``)."""
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
     return await Client.connect(
         settings.temporal_address,
@@ -43,4 +45,5 @@ async def connect_temporal(settings: Settings) -> Client:
         data_converter=pydantic_data_converter,
         tls=tls_config(settings),
         api_key=api_key,
+        runtime=runtime,
     )

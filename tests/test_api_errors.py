@@ -417,7 +417,7 @@ async def test_503_with_retry_after_when_postgres_or_temporal_is_down(
         assert ready.json()["checks"]["postgres"].startswith("unavailable")
         metrics = await http.get("/metrics", headers=names.auth("read"))
         assert metrics.status_code == 200  # still scrapeable; notification counts omitted
-        assert "incidentflow_notifications_total" not in metrics.text
+        assert "incidentflow_notifications{" not in metrics.text
 
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),

@@ -45,7 +45,7 @@ async def test_metrics_count_requests_incidents_and_notifications(
             response = await api.http.get("/metrics", headers=api.auth("read"))
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/plain")
-            prefix = 'incidentflow_notifications_total{status="sent"} '
+            prefix = 'incidentflow_notifications{status="sent"} '
             lines = [x for x in response.text.splitlines() if x.startswith(prefix)]
             return float(lines[0].removeprefix(prefix)) if lines else 0.0
 
@@ -88,7 +88,8 @@ async def test_metrics_count_requests_incidents_and_notifications(
         assert 'incidentflow_incidents_opened_total{severity="SEV2",source="api"} 1.0' in text
         assert 'incidentflow_incidents_opened_total{severity="SEV1",source="pagerduty"} 1.0' in text
         assert "incidentflow_http_request_duration_seconds_bucket" in text
-        assert 'incidentflow_notifications_total{status="failed"}' in text
+        assert 'incidentflow_notifications{status="failed"}' in text
+        assert "# TYPE incidentflow_notifications gauge" in text  # "pending" goes down
         assert api.names.key not in text  # routes are labelled by template, never raw path
 
         # a second app in the same process has its own registry

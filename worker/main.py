@@ -28,6 +28,7 @@ from schemas.connection import connect_temporal
 from schemas.policy import Policy
 from schemas.policy_holder import PolicyHolder
 from schemas.settings import Settings
+from worker.telemetry import metrics_runtime
 from workflows.incident import IncidentWorkflow
 from workflows.review import PostIncidentReviewWorkflow
 
@@ -161,7 +162,10 @@ async def run_worker(
     await migrate(settings.database_url)
     policy = PolicyHolder.of(policy)
     log.info("worker serving policy %s", policy.hash)
-    client = await connect_temporal(settings)
+    runtime = metrics_runtime(settings)
+    if runtime is not None:
+        log.info("worker metrics on http://%s/metrics", settings.worker_metrics_address)
+    client = await connect_temporal(settings, runtime=runtime)
     pool = await create_pool(
         settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
     )

@@ -27,6 +27,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from schemas import search_attributes as sa
+    from schemas import telemetry
     from schemas.actions import (
         AcknowledgeInput,
         ActionInput,
@@ -53,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from schemas.actors import MONITORING
     from schemas.classification import priority_for, severity_for
-    from schemas.enums import Status
+    from schemas.enums import EventKind, Status
     from schemas.failures import FailureType
     from schemas.incident import (
         Alert,
@@ -150,7 +151,13 @@ class IncidentWorkflow:
                 await self._run(self.rules.hand_over(workflow.now()))
                 break
             await wait_until_due(self.rules.next_due(), self._woken())
-            self._apply(self.rules.fire_due(workflow.now()))
+            now = workflow.now()
+            escalation_due = self.s.deadlines.next_escalation
+            self._apply(self.rules.fire_due(now))
+            if escalation_due is not None and escalation_due <= now:
+                # a metric adds no command to the history, and is not recorded on replay
+                lateness = (now - escalation_due).total_seconds()
+                telemetry.escalation_lateness(workflow.metric_meter(), lateness)
 
         # Drain: handlers, notifications and the last ticket write finish before we leave.
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -380,6 +387,9 @@ class IncidentWorkflow:
         for event in step.events:
             self._unsynced[event.seq] = event
             self._ticket_dirty = True
+            if event.kind == EventKind.ESCALATED:
+                manual = bool(event.details.get("manual"))
+                telemetry.escalation_fired(workflow.metric_meter(), manual=manual)
         if step.events and not step.quiet:
             self._wake += 1
             self._upsert_search_attributes()

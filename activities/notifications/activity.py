@@ -41,6 +41,7 @@ from schemas.links import ack_url, incident_url
 from schemas.policy import Policy
 from schemas.policy_holder import PolicyHolder
 from schemas.settings import Settings
+from schemas.telemetry import activity_meter, page_failed, page_sent
 
 #: ``ApplicationError.type`` of the retryable error raised for transient failures
 TRANSIENT_ERROR_TYPE = FailureType.NOTIFICATION_DELIVERY_RETRY
@@ -226,12 +227,15 @@ class NotifyActivities:
         except DeliveryError as exc:
             if exc.transient:
                 await self._record(_RETRY, (exc.reason, key))
+                page_failed(activity_meter(), delivery.channel, retryable=True)
                 activity.logger.warning("notification %s will be retried: %s", key, exc.reason)
                 return _Outcome(delivery, "retry", exc.reason, exc.retry_after)
             await self._record(_FAILED, (exc.reason, key))
+            page_failed(activity_meter(), delivery.channel, retryable=False)
             activity.logger.warning("notification %s failed: %s", key, exc.reason)
             return _Outcome(delivery, "failed", exc.reason)
         await self._record(_SENT, (key,))
+        page_sent(activity_meter(), delivery.channel)
         activity.logger.info("notification %s sent", key)
         return _Outcome(delivery, "delivered")
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,9 +32,10 @@ class _NotificationCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         if self.counts is None:
             return
-        family = CounterMetricFamily(
+        # a gauge: rows move from pending to sent or failed, so "pending" goes down
+        family = GaugeMetricFamily(
             "incidentflow_notifications",
-            "Notifications in the outbox by delivery status (all workers)",
+            "Notifications in the outbox now, by delivery status (all workers)",
             labels=["status"],
         )
         for status in NOTIFICATION_STATUSES:
