@@ -167,6 +167,46 @@ class ClassificationRule(PolicyModel):
     severity: Severity | None = None
 
 
+class Heartbeat(PolicyModel):
+    """A dead man's switch (docs/heartbeats.md): something that pings
+    ``POST /api/v1/heartbeats/{name}`` at least every ``interval``; when ``interval + grace``
+    pass without a ping, an incident opens on ``service``, and the next ping resolves it."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    service: str
+    interval: Duration
+    #: extra time after ``interval`` before the heartbeat counts as missed
+    grace: Duration = timedelta(0)
+    #: the incident's severity; unset: derived from impact and urgency like any alert
+    severity: Severity | None = None
+    #: the incident's title; unset: "Heartbeat <name> missed"
+    title: str = Field(default="", max_length=1024)
+    description: str = ""
+
+    @field_validator("interval")
+    @classmethod
+    def _at_least_a_second(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("interval must be at least 1s")
+        return value
+
+    @field_validator("grace")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("grace must not be negative")
+        return value
+
+    @property
+    def deadline(self) -> timedelta:
+        """How long after a ping the next one must arrive."""
+        return self.interval + self.grace
+
+    @property
+    def incident_title(self) -> str:
+        return self.title or f"Heartbeat {self.name} missed"
+
+
 class ApiToken(PolicyModel):
     name: str = Field(min_length=1)
     user: str
@@ -198,11 +238,13 @@ class Policy(PolicyModel):
     classification: list[ClassificationRule] = Field(default_factory=list)
     tokens: list[ApiToken] = Field(default_factory=list)
     review: ReviewPolicy = ReviewPolicy()
+    heartbeats: list[Heartbeat] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _references(self) -> Policy:
         errors: list[str] = []
-        for section in ("users", "channels", "schedules", "escalation_policies", "services"):
+        sections = ("users", "channels", "schedules", "escalation_policies", "services")
+        for section in (*sections, "heartbeats"):
             seen: set[str] = set()
             for i, item in enumerate(getattr(self, section)):
                 if item.name in seen:
@@ -261,6 +303,9 @@ class Policy(PolicyModel):
         for i, rule in enumerate(self.classification):
             if rule.service is not None and rule.service not in services:
                 errors.append(f"classification.{i}.service: unknown service {rule.service!r}")
+        for i, beat in enumerate(self.heartbeats):
+            if beat.service not in services:
+                errors.append(f"heartbeats.{i}.service: unknown service {beat.service!r}")
         for i, tok in enumerate(self.tokens):
             if tok.user not in users:
                 errors.append(f"tokens.{i}.user: unknown user {tok.user!r}")
@@ -284,6 +329,9 @@ class Policy(PolicyModel):
 
     def service(self, name: str) -> Service | None:
         return next((s for s in self.services if s.name == name), None)
+
+    def heartbeat(self, name: str) -> Heartbeat | None:
+        return next((h for h in self.heartbeats if h.name == name), None)
 
     def escalation_policy(self, name: str) -> EscalationPolicy | None:
         return next((p for p in self.escalation_policies if p.name == name), None)

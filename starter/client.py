@@ -8,7 +8,6 @@ USE_EXISTING) and how an incident number finds its workflow live in one place.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import random
 import uuid
 from datetime import datetime
@@ -49,6 +48,7 @@ from schemas.lifecycle import handed_over, rejection_message, review_pending_mes
 from schemas.policy import Policy, Service
 from schemas.policy_holder import PolicyHolder
 from schemas.settings import TASK_QUEUE
+from schemas.workflow_ids import incident_workflow_id
 from starter.errors import (
     ActionRejected,
     IncidentNotFound,
@@ -70,17 +70,6 @@ class IncidentListing(BaseModel):
     service: str
     priority: str
     started_at: datetime | None = None
-
-
-def incident_workflow_id(service: str, dedup_key: str) -> str:
-    """Workflow ID of the incident for an alert key: one running incident per key.
-
-    Long or odd keys are hashed so the ID stays short and printable.
-    """
-    if len(dedup_key) <= 120 and dedup_key.isprintable():
-        return f"incident:{service}:{dedup_key}"
-    digest = hashlib.sha256(dedup_key.encode()).hexdigest()[:32]
-    return f"incident:{service}:sha256-{digest}"
 
 
 def _quote(value: str) -> str:

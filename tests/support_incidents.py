@@ -159,3 +159,12 @@ async def record_history(stack: Stack, number: str, name: str) -> None:
     history = await stack.client.history(number)
     HISTORIES.mkdir(exist_ok=True)
     (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+
+async def record_workflow_history(temporal: Client, workflow_id: str, name: str) -> None:
+    """:func:`record_history` for a workflow found by its ID (a heartbeat's)."""
+    if os.environ.get("INCIDENTFLOW_RECORD_HISTORIES") != "1":
+        return
+    history = await temporal.get_workflow_handle(workflow_id).fetch_history()
+    HISTORIES.mkdir(exist_ok=True)
+    (HISTORIES / f"{name}.json").write_text(history.to_json())

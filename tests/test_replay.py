@@ -32,8 +32,9 @@ HISTORIES = sorted((TESTS / "histories").glob("*.json"))
 #: recorded by Python 3.11 before the python-invariant-waits patch: they replay on 3.11 only
 PY311_HISTORIES = sorted((TESTS / "histories" / "py311").glob("*.json"))
 ON_311 = sys.version_info[:2] == (3, 11)
-#: ``await record_history(st, ref.number, "<name>")``, ``await record_review_history(…)``
-RECORD_CALL = re.compile(r"\bawait record_(?:review_)?history\([^()]*?\"(\w+)\"\s*\)")
+#: ``await record_history(st, ref.number, "<name>")``, ``await record_review_history(…)``,
+#: ``await record_workflow_history(temporal, workflow_id, "<name>")``
+RECORD_CALL = re.compile(r"\bawait record_(?:review_|workflow_)?history\([^()]*?\"(\w+)\"\s*\)")
 
 
 def recorded_by_tests() -> set[str]:

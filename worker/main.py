@@ -29,12 +29,13 @@ from schemas.policy import Policy
 from schemas.policy_holder import PolicyHolder
 from schemas.settings import Settings
 from worker.telemetry import metrics_runtime
+from workflows.heartbeat import HeartbeatWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.review import PostIncidentReviewWorkflow
 
 log = logging.getLogger("incidentflow.worker")
 
-WORKFLOWS = [IncidentWorkflow, PostIncidentReviewWorkflow]
+WORKFLOWS = [IncidentWorkflow, PostIncidentReviewWorkflow, HeartbeatWorkflow]
 
 #: schemas and pydantic are pure and deterministic: pass them through the sandbox instead of
 #: re-importing them for every workflow run

@@ -24,6 +24,7 @@ from schemas.settings import Settings
 from starter.api import (
     action_items,
     admin,
+    heartbeats,
     incidents,
     integrations_alertmanager,
     integrations_pagerduty,
@@ -113,6 +114,7 @@ def create_app(
         app.include_router(module.router)
     ctx.metrics.registry.register(admin.PolicyInfoCollector(holder))
     reviews.document_policy_users(app, holder.current)
+    app.include_router(heartbeats.router)
     install_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=options.max_body_bytes, max_depth=options.max_json_depth
