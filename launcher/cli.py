@@ -147,11 +147,14 @@ def worker(
         )
         raise typer.Exit(ExitCode.USAGE)
     configure_logging(log_level)
-    from schemas.policy_holder import PolicyHolder  # lazy: like every policy import here
+    from schemas.policy_holder import PolicyHolder, no_dev_credentials  # lazy, like the rest
 
-    raise typer.Exit(
-        asyncio.run(_run_worker(settings, PolicyHolder(loaded, path=policy_path(policy))))
+    holder = PolicyHolder(
+        loaded,
+        path=policy_path(policy),
+        check=None if settings.incidentflow_allow_dev_credentials else no_dev_credentials,
     )
+    raise typer.Exit(asyncio.run(_run_worker(settings, holder)))
 
 
 async def _run_worker(settings: Settings, policy: PolicyHolder) -> int:

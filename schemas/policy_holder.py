@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from schemas.dev_credentials import dev_credentials
 from schemas.policy import Policy
 from schemas.policy_file import PolicyError, load_policy
 
@@ -28,6 +29,15 @@ def policy_hash(policy: Policy) -> str:
     """A short fingerprint of the resolved policy: equal files give equal hashes, and the
     12 hex digits of a SHA-256 reveal nothing of the secrets inside."""
     return hashlib.sha256(policy.model_dump_json().encode()).hexdigest()[:12]
+
+
+def no_dev_credentials(policy: Policy, source: str) -> list[str]:
+    """The check production's reload runs: what would refuse a start refuses a reload."""
+    return [
+        f"{source}: {found.path}: a development {found.kind} published with incidentflow "
+        f"({found.kind} of {found.owner!r}); replace it or set INCIDENTFLOW_ALLOW_DEV_CREDENTIALS=1"
+        for found in dev_credentials(policy)
+    ]
 
 
 class PolicyHolder:

@@ -50,9 +50,13 @@ def api(
         policy_path(policy), allow_dev_credentials=settings.incidentflow_allow_dev_credentials
     )
     configure_logging(log_level)
-    from schemas.policy_holder import PolicyHolder  # lazy: pydantic stays out of `--help`
+    from schemas.policy_holder import PolicyHolder, no_dev_credentials  # lazy: not for --help
 
-    holder = PolicyHolder(loaded, path=policy_path(policy))
+    holder = PolicyHolder(
+        loaded,
+        path=policy_path(policy),
+        check=None if settings.incidentflow_allow_dev_credentials else no_dev_credentials,
+    )
     raise typer.Exit(asyncio.run(_serve_api(settings, holder, host, port)))
 
 
