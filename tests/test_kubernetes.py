@@ -226,6 +226,19 @@ def test_the_worker_probes_read_the_file_it_touches_as_compose_does(target: str)
 
 
 @pytest.mark.parametrize("target", TARGETS)
+def test_the_worker_serves_metrics_on_the_port_it_declares(target: str) -> None:
+    worker = of_kind(RENDERED[target], "Deployment")["incidentflow-worker"]
+    (container,) = containers(worker)
+    address = env_of(RENDERED[target], container)["WORKER_METRICS_ADDRESS"]["value"]
+    host, _, port = address.rpartition(":")
+    assert host == "0.0.0.0", "a pod's metrics must be reachable from outside the pod"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["metrics"] == int(port)
+    annotations = worker["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == port
+
+
+@pytest.mark.parametrize("target", TARGETS)
 def test_the_api_probes_are_routes_the_api_serves_on_its_port(target: str) -> None:
     manifests = RENDERED[target]
     api = of_kind(manifests, "Deployment")["incidentflow-api"]
@@ -309,9 +322,9 @@ def test_the_policy_loads_with_its_references_from_the_pods_secrets(
         mounts = {m["mountPath"] for m in container["volumeMounts"]}
         assert str(Path(env["INCIDENTFLOW_POLICY"]["value"]).parent) in mounts, name
     values = {
-        "ADMIN_TOKEN_SHA256": "0" * 64,
-        "CHECKOUT_INTEGRATION_KEY": "k8s-test-integration-key",
-        "SRE_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/test",
+        "INCIDENTFLOW_ADMIN_TOKEN_SHA256": "0" * 64,
+        "INCIDENTFLOW_CHECKOUT_INTEGRATION_KEY": "k8s-test-integration-key",
+        "INCIDENTFLOW_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/test",
     }
     for name in references:
         monkeypatch.setenv(name, values.get(name, "k8s-test-value"))
