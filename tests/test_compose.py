@@ -4,11 +4,15 @@ What a broken compose file would otherwise only show at ``docker compose up`` on
 machine: a service without a healthcheck or restart policy, a one-shot job nobody waits for,
 an unpinned image, an environment variable the settings class silently ignores (a typo), two
 services on one host port, a worker that cannot scale, a stop timeout shorter than the drain.
+And what would be unsafe to expose: Temporal's gRPC port or UI on every interface, a
+password with a known default, one database user for Temporal and incidentflow, the example
+policy (and its published credentials) mounted, a Temporal server other than the one we test.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,7 @@ from typer.testing import CliRunner
 from launcher.cli import app
 from schemas import search_attributes as sa
 from schemas.settings import Settings
+from tests.support_env import every_env_name
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text("utf-8"))
@@ -27,17 +32,31 @@ SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 DEPLOY_DOC = (ROOT / "docs" / "deploy.md").read_text("utf-8")
 PROJECT_VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]["version"]
 
-#: variables incidentflow services may set that are not Settings fields (none today: a name
-#: here must say why it is needed)
-ALLOWED_EXTRA_ENV: frozenset[str] = frozenset()
+PRODUCTION_POLICY = ROOT / "examples" / "policy.production.yaml"
+#: the ``${NAME}`` references of the production policy template, which compose passes through
+POLICY_REFERENCES = frozenset(
+    re.findall(r"(?m)^[^#\n]*\$\{([A-Z0-9_]+)\}", PRODUCTION_POLICY.read_text("utf-8"))
+)
+#: variables incidentflow services may set that are not Settings fields: the policy's own
+#: ``${ENV}`` references (schemas/policy_secrets.py), which the policy, not Settings, reads
+ALLOWED_EXTRA_ENV: frozenset[str] = POLICY_REFERENCES
 
 SETTINGS_FIELDS = {name.upper() for name in Settings.model_fields}
+#: every variable the code reads (Settings, the dashboard's settings, os.environ reads)
+KNOWN_ENV = set(every_env_name())
 _INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?:(?P<op>:?[-?])(?P<default>[^}]*))?\}")
 
 
+#: what a required variable (``${NAME:?message}``) stands for in these checks
+REQUIRED = "operator-set"
+
+
 def interpolate(value: object) -> str:
-    """A value as compose would resolve it with an empty environment (defaults applied)."""
-    return _INTERPOLATION.sub(lambda m: m["default"] or "", str(value))
+    """A value as compose would resolve it with an empty environment (defaults applied), a
+    required variable as :data:`REQUIRED` (compose itself would refuse to start)."""
+    return _INTERPOLATION.sub(
+        lambda m: REQUIRED if "?" in (m["op"] or "") else m["default"] or "", str(value)
+    )
 
 
 def environment(service: dict[str, Any]) -> dict[str, str]:
@@ -80,7 +99,7 @@ def test_the_expected_topology_is_there() -> None:
         SERVICES
     )
     assert {"worker", "api"} <= set(INCIDENTFLOW)
-    assert ONE_SHOT == {"temporal-admin-tools", "migrate"}
+    assert ONE_SHOT == {"temporal-schema", "temporal-admin-tools", "migrate"}
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
@@ -145,8 +164,8 @@ def test_depends_on_has_no_cycle() -> None:
 @pytest.mark.parametrize("name", INCIDENTFLOW)
 def test_incidentflow_env_names_match_settings_fields(name: str) -> None:
     env = environment(SERVICES[name])
-    unknown = set(env) - SETTINGS_FIELDS - ALLOWED_EXTRA_ENV
-    assert not unknown, f"{name}: not a Settings field (typo?): {sorted(unknown)}"
+    unknown = set(env) - KNOWN_ENV - ALLOWED_EXTRA_ENV
+    assert not unknown, f"{name}: no code reads (typo?): {sorted(unknown)}"
 
 
 @pytest.mark.parametrize("name", INCIDENTFLOW)
@@ -222,21 +241,156 @@ def test_commands_are_valid_cli_invocations(name: str) -> None:
     assert result.exit_code == 0, result.output
 
 
-def test_the_init_job_registers_every_search_attribute_as_keyword() -> None:
+def no_lone_dollar(script: str) -> bool:
+    """Compose would interpolate a lone ``$`` itself: shell variables must be written ``$$``."""
+    return not re.search(r"(?<!\$)\$(?!\$)[A-Za-z{]", script.replace("$$", ""))
+
+
+def test_the_init_job_creates_the_namespace_and_every_search_attribute_as_keyword() -> None:
     script = " ".join(SERVICES["temporal-admin-tools"]["command"])
+    assert "temporal operator namespace create" in script
     for key in sa.ALL:
         assert key.name in script
     assert "--type Keyword" in script
-    # compose would interpolate a lone $ itself: shell variables must be written $$
-    assert not re.search(r"(?<!\$)\$(?!\$)[A-Za-z{]", script.replace("$$", ""))
+    assert no_lone_dollar(script)
 
 
-def test_temporal_runs_on_the_compose_postgresql() -> None:
+def temporal_server_version() -> str:
+    """major.minor of the server in the Temporal CLI the tests run (temporal --version)."""
+    from worker.devinfra import temporal_binary
+
+    out = subprocess.run(
+        [temporal_binary(), "--version"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    match = re.search(r"Server (\d+\.\d+)\.", out)
+    assert match, out
+    return match[1]
+
+
+def test_temporal_is_the_server_version_we_test_against() -> None:
+    version = temporal_server_version()
+    image = SERVICES["temporal"]["image"]
+    assert image.startswith(f"temporalio/server:{version}."), (image, version)
+    for name in ("temporal-schema", "temporal-admin-tools"):
+        tools = SERVICES[name]["image"]
+        assert tools.startswith(f"temporalio/admin-tools:{version}."), (name, tools)
+    assert not any("auto-setup" in str(s.get("image")) for s in SERVICES.values())
+
+
+def test_a_schema_job_sets_up_temporal_before_the_server_starts() -> None:
+    assert depends_on(SERVICES["temporal"]) == {"temporal-schema": "service_completed_successfully"}
+    script = " ".join(SERVICES["temporal-schema"]["command"])
+    assert "temporal-sql-tool --plugin postgres12" in script
+    assert "setup-schema -v 0.0" in script and "update-schema -d" in script
+    for db in ("temporal", "temporal_visibility"):
+        assert db in script
+    assert no_lone_dollar(script)
+
+
+def test_temporal_runs_on_the_compose_postgresql_as_its_own_user() -> None:
     env = environment(SERVICES["temporal"])
     assert env["DB"] == "postgres12"
     assert env["POSTGRES_SEEDS"] == "postgresql"
-    assert env["POSTGRES_PWD"] == environment(SERVICES["postgresql"])["POSTGRES_PASSWORD"]
-    assert SERVICES["temporal"]["image"].startswith("temporalio/auto-setup:")
+    assert env["POSTGRES_USER"] == "temporal"
+    raw = SERVICES["temporal"]["environment"]["POSTGRES_PWD"]
+    assert "TEMPORAL_DB_PASSWORD" in raw
+    assert "TEMPORAL_DB_PASSWORD" in SERVICES["temporal-schema"]["environment"]["SQL_PASSWORD"]
+    assert "-u temporal" in " ".join(SERVICES["temporal-schema"]["command"])
+
+
+def test_incidentflow_logs_in_as_another_user_than_temporal_and_the_superuser() -> None:
+    postgres = environment(SERVICES["postgresql"])
+    url = environment(SERVICES["worker"])["DATABASE_URL"]
+    user = re.match(r"postgresql://([^:@]+)", url)
+    assert user and user[1] == "incidentflow"
+    assert user[1] not in (
+        postgres["POSTGRES_USER"],
+        environment(SERVICES["temporal"])["POSTGRES_USER"],
+    )
+    raw = SERVICES["worker"]["environment"]["DATABASE_URL"]
+    assert "INCIDENTFLOW_DB_PASSWORD" in raw and "POSTGRES_PASSWORD" not in raw
+
+
+def test_an_init_script_creates_each_application_its_role_and_databases() -> None:
+    mounts = [v for v in SERVICES["postgresql"]["volumes"] if isinstance(v, dict)]
+    (init,) = [m for m in mounts if m["target"].startswith("/docker-entrypoint-initdb.d/")]
+    assert init["target"].endswith(".sh") and init.get("read_only") is True
+    script = (ROOT / init["source"]).read_text("utf-8")
+    for statement in (
+        "CREATE ROLE incidentflow LOGIN",
+        "CREATE DATABASE incidentflow OWNER incidentflow",
+        "CREATE ROLE temporal LOGIN",
+        "CREATE DATABASE temporal OWNER temporal",
+        "CREATE DATABASE temporal_visibility OWNER temporal",
+    ):
+        assert statement in script
+    postgres = SERVICES["postgresql"]["environment"]
+    for password in ("INCIDENTFLOW_DB_PASSWORD", "TEMPORAL_DB_PASSWORD"):
+        assert password in script and password in postgres[password]
+
+
+@pytest.mark.parametrize(
+    ("service", "variable"),
+    [
+        ("postgresql", "POSTGRES_PASSWORD"),
+        ("postgresql", "INCIDENTFLOW_DB_PASSWORD"),
+        ("postgresql", "TEMPORAL_DB_PASSWORD"),
+        ("temporal", "POSTGRES_PWD"),
+        ("temporal-schema", "SQL_PASSWORD"),
+        ("worker", "DATABASE_URL"),
+        ("api", "DATABASE_URL"),
+        ("migrate", "DATABASE_URL"),
+    ],
+)
+def test_passwords_are_required_never_defaulted(service: str, variable: str) -> None:
+    raw = str(SERVICES[service]["environment"][variable])
+    refs = [m for m in _INTERPOLATION.finditer(raw) if "PASSWORD" in m["name"]]
+    assert refs, f"{service}.{variable}: {raw}"
+    for ref in refs:
+        assert ref["op"] == ":?", f"{service}.{variable}: ${{{ref['name']}}} must be :? (required)"
+
+
+def test_no_password_anywhere_has_a_default() -> None:
+    text = (ROOT / "docker-compose.yml").read_text("utf-8")
+    for m in _INTERPOLATION.finditer(text):
+        if re.search(r"PASSWORD|SECRET|TOKEN|KEY", m["name"]) and m["default"]:
+            assert m["op"] == ":?", f"${{{m['name']}}} has the default {m['default']!r}"
+
+
+@pytest.mark.parametrize("name", ["temporal", "temporal-ui"])
+def test_temporal_publishes_on_loopback_only(name: str) -> None:
+    ports = SERVICES[name]["ports"]
+    assert ports
+    for port in ports:
+        assert str(port).startswith("127.0.0.1:"), f"{name}: {port} listens on every interface"
+
+
+def test_only_the_api_publishes_on_every_interface() -> None:
+    for name, service in SERVICES.items():
+        for port in service.get("ports") or []:
+            if not str(port).startswith("127.0.0.1:"):
+                assert name == "api", f"{name}: {port}"
+
+
+@pytest.mark.parametrize("name", ["worker", "api"])
+def test_the_operators_policy_is_mounted_not_the_example(name: str) -> None:
+    (mount,) = [
+        v
+        for v in SERVICES[name]["volumes"]
+        if isinstance(v, dict) and v["target"] == "/etc/incidentflow/policy.yaml"
+    ]
+    assert mount["type"] == "bind" and mount.get("read_only") is True
+    assert mount["source"] == "./policy.yaml"
+    # long syntax without create_host_path: a missing file fails `up` (not an empty dir)
+    assert not mount.get("bind", {}).get("create_host_path")
+    assert environment(SERVICES[name])["INCIDENTFLOW_POLICY"] == mount["target"]
+    assert "examples/" not in str(SERVICES[name]["volumes"])
+
+
+def test_compose_passes_every_reference_of_the_production_policy() -> None:
+    assert POLICY_REFERENCES, "the template keeps its credentials in ${ENV} references"
+    for name in ("worker", "api"):
+        assert POLICY_REFERENCES <= set(environment(SERVICES[name])), name
 
 
 def test_every_compose_variable_is_documented() -> None:
@@ -244,8 +398,3 @@ def test_every_compose_variable_is_documented() -> None:
     variables = {m["name"] for m in _INTERPOLATION.finditer(text)}
     missing = sorted(v for v in variables if v not in DEPLOY_DOC)
     assert not missing, f"docs/deploy.md does not mention {missing}"
-
-
-def test_every_setting_is_documented() -> None:
-    missing = sorted(f for f in SETTINGS_FIELDS if f not in DEPLOY_DOC)
-    assert not missing, f"docs/deploy.md's environment reference lacks {missing}"
