@@ -162,6 +162,7 @@ async def _run_worker(settings: Settings, policy: PolicyHolder) -> int:
     import psycopg
 
     from worker.main import run_worker
+    from worker.telemetry import MetricsAddressError
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -174,6 +175,9 @@ async def _run_worker(settings: Settings, policy: PolicyHolder) -> int:
     except psycopg.OperationalError as err:
         err_console.print(f"error: PostgreSQL unreachable: {err}")
         return ExitCode.UNREACHABLE
+    except MetricsAddressError as err:
+        err_console.print(f"error: {err}")
+        return ExitCode.USAGE
     except RuntimeError as err:
         if "connect" not in str(err).lower():
             raise

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ from temporalio.client import Client
 from schemas import telemetry
 from schemas.tokens import generate_token, hash_token
 from tests.conftest import wait_for
-from tests.support_cli import spawn
+from tests.support_cli import clean_env, run_cli, spawn
 from tests.support_drills import (
     WorkerProcess,
     drill_policy_yaml,
@@ -479,3 +480,26 @@ async def test_worker_and_api_export_what_the_rules_and_dashboard_use(
     exported = {name for name, _ in worker_samples} | {name for name, _ in api_samples}
     missing = used_metric_names() - exported
     assert not missing, f"rules or dashboard use metrics nobody exports: {sorted(missing)}"
+
+
+async def test_a_worker_whose_metrics_port_is_taken_exits_2_naming_the_setting(
+    temporal_client: Client, database_url: str, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(drill_policy_yaml(users=[{"name": "l1"}]))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        env = {
+            **clean_env(),
+            "INCIDENTFLOW_POLICY": str(policy),
+            "DATABASE_URL": database_url,
+            "TEMPORAL_ADDRESS": temporal_client.service_client.config.target_host,
+            "WORKER_METRICS_ADDRESS": address,
+        }
+        result = run_cli("worker", env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    text = " ".join(result.stderr.split())
+    assert f"WORKER_METRICS_ADDRESS={address}" in text and "Address already in use" in text
+    assert "Traceback" not in result.stderr

@@ -15,18 +15,23 @@ from schemas.settings import Settings
 from schemas.telemetry import HISTOGRAM_BUCKETS
 
 
+class MetricsAddressError(ValueError):
+    """``WORKER_METRICS_ADDRESS`` cannot be served: malformed, or the port is taken."""
+
+
 def metrics_runtime(settings: Settings) -> Runtime | None:
     """A runtime serving ``/metrics`` on ``WORKER_METRICS_ADDRESS``; ``None`` (the SDK's
     default runtime, no endpoint) when it is unset."""
-    if not settings.worker_metrics_address:
+    address = settings.worker_metrics_address
+    if not address:
         return None
-    return Runtime(
-        telemetry=TelemetryConfig(
-            metrics=PrometheusConfig(
-                bind_address=settings.worker_metrics_address,
-                counters_total_suffix=True,
-                durations_as_seconds=True,
-                histogram_bucket_overrides={k: list(v) for k, v in HISTOGRAM_BUCKETS.items()},
-            )
-        )
+    config = PrometheusConfig(
+        bind_address=address,
+        counters_total_suffix=True,
+        durations_as_seconds=True,
+        histogram_bucket_overrides={k: list(v) for k, v in HISTOGRAM_BUCKETS.items()},
     )
+    try:
+        return Runtime(telemetry=TelemetryConfig(metrics=config))
+    except ValueError as err:  # the SDK's words: "Address already in use", "invalid socket…"
+        raise MetricsAddressError(f"WORKER_METRICS_ADDRESS={address}: {err}") from err
