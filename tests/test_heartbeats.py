@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from temporalio.client import Client, WorkflowHandle
 from schemas.heartbeat import HeartbeatConfig, HeartbeatPing, HeartbeatStart, HeartbeatState
 from schemas.incident import IncidentSnapshot
 from schemas.policy import Heartbeat, Policy
+from schemas.policy_file import PolicyError, load_policy
 from schemas.settings import Settings
 from schemas.workflow_ids import heartbeat_workflow_id
 from starter.api.app import create_app
@@ -31,6 +33,7 @@ from tests.support_state import workflow_exists
 from workflows.heartbeat import HeartbeatWorkflow
 from workflows.incident import IncidentWorkflow
 
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "policy.yaml"
 #: a ping is due within INTERVAL + GRACE seconds
 INTERVAL, GRACE = 2, 1
 
@@ -321,3 +324,22 @@ def test_policy_checks_heartbeats() -> None:
         assert message in str(raised.value).replace("\n  ", " ").replace("\n", " "), case
     with pytest.raises(ValidationError, match=re.escape("heartbeats.1.name: duplicate name")):
         Policy.model_validate({**data, "heartbeats": [good, good]})
+
+
+def test_policy_file_names_the_line_of_a_bad_heartbeat(tmp_path: Path) -> None:
+    """``policy check`` reports a heartbeat's error on its line, like any other."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert [b.name for b in load_policy(EXAMPLE).heartbeats] == [
+        "prometheus-watchdog",
+        "nightly-etl",
+    ]
+    broken = tmp_path / "policy.yaml"
+    broken.write_text(
+        text.replace(
+            "service: data-pipeline\n    interval: 24h", "service: nope\n    interval: 24h"
+        )
+    )
+    line = 1 + broken.read_text(encoding="utf-8").splitlines().index("    service: nope")
+    with pytest.raises(PolicyError) as raised:
+        load_policy(broken)
+    assert f"policy.yaml:{line}: heartbeats.1.service: unknown service 'nope'" in str(raised.value)
