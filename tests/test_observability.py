@@ -324,7 +324,8 @@ def total(samples: Samples, name: str, **labels: str) -> float:
 
 def observability_policy(receiver: HttpReceiver, tokens: dict[str, str]) -> str:
     """Level 1 pages ``l1`` and ``gone`` (whose webhook answers 400: a permanent failure),
-    level 2 pages ``l2`` after 2 s, then the escalation is exhausted (``l2`` again)."""
+    level 2 pages ``l2`` after 2 s, then the escalation is exhausted (``l2`` again). The
+    tokens' user is ``l1``, with one scope each."""
     users = [
         {"name": "l1", "webhook": receiver.url("/l1")},
         {"name": "l2", "webhook": receiver.url("/l2")},
@@ -350,7 +351,7 @@ async def test_worker_and_api_export_what_the_rules_and_dashboard_use(
 ) -> None:
     address = temporal_client.service_client.config.target_host
     worker_port, api_port = free_ports(2)
-    tokens = {"ingest": generate_token(), "read": generate_token()}
+    tokens = {"ingest": generate_token(), "read": generate_token(), "respond": generate_token()}
     with HttpReceiver() as receiver, fresh_database(postgres_server) as database_url:
         receiver.script("/gone", *([400] * 5))
         policy = tmp_path / "policy.yaml"
@@ -391,20 +392,30 @@ async def test_worker_and_api_export_what_the_rules_and_dashboard_use(
                 assert created.status_code == 201, created.text
                 number = created.json()["number"]
 
-                async def outbox() -> dict[tuple[str, str], int] | None:
-                    rows = await fetch_all(
-                        database_url,
-                        "SELECT channel, status, count(*) FROM notifications "
-                        "WHERE number = %s GROUP BY channel, status",
-                        number,
-                    )
-                    counts = {(c, s): int(n) for c, s, n in rows}
-                    done = counts.get(("webhook", "sent"), 0) == 3
-                    return counts if done and ("webhook", "failed") in counts else None
+                async def outbox_holds(sent: int, failed: int) -> None:
+                    want = {("webhook", "sent"): sent, ("webhook", "failed"): failed}
+
+                    async def counts() -> bool:
+                        rows = await fetch_all(
+                            database_url,
+                            "SELECT channel, status, count(*) FROM notifications "
+                            "WHERE number = %s GROUP BY channel, status",
+                            number,
+                        )
+                        return {(c, s): int(n) for c, s, n in rows} == want
+
+                    await wait_for(counts, timeout=30, message=f"outbox {want}")
 
                 # l1 + gone (failed), l2 on escalation, l2 again when exhausted
-                counts = await wait_for(outbox, timeout=30, message="three pages and a failure")
-                assert counts == {("webhook", "sent"): 3, ("webhook", "failed"): 1}
+                await outbox_holds(sent=3, failed=1)
+                # then by hand: level 1 again, l1 + gone (failed)
+                escalated = await http.post(
+                    f"{api_url}/api/v1/incidents/{number}/escalate",
+                    json={"reason": "by hand"},
+                    headers={"Authorization": f"Bearer {tokens['respond']}"},
+                )
+                assert escalated.status_code == 200, escalated.text
+                await outbox_holds(sent=4, failed=2)
                 kinds = [
                     k
                     for (k,) in await fetch_all(
@@ -414,13 +425,14 @@ async def test_worker_and_api_export_what_the_rules_and_dashboard_use(
                     )
                 ]
                 timed = kinds.count("escalated") + kinds.count("escalation_exhausted")
-                assert kinds.count("escalated") == 1 and timed == 2, kinds
+                assert kinds.count("escalated") == 2 and timed == 3, kinds
+                timed -= 1  # the escalation by hand has no deadline to be late for
 
                 async def worker_counted() -> Samples | None:
                     samples, _ = parse_scrape(await scrape(http, worker_metrics))
                     sent = total(samples, "incidentflow_pages_sent_total", channel="webhook")
                     lateness = total(samples, "incidentflow_escalation_lateness_seconds_count")
-                    return samples if sent == 3 and lateness == timed else None
+                    return samples if sent == 4 and lateness == timed else None
 
                 samples = await wait_for(worker_counted, timeout=15, message="worker counters")
                 # a workflow type no worker knows: its workflow task fails, as a
@@ -448,13 +460,13 @@ async def test_worker_and_api_export_what_the_rules_and_dashboard_use(
             await terminate_all(temporal_client, task_queue)
 
     # our counters: exactly what the ticket store shows, labelled by channel
-    assert total(samples, "incidentflow_pages_sent_total", channel="webhook") == 3
-    assert total(samples, "incidentflow_pages_sent_total", task_queue=task_queue) == 3
+    assert total(samples, "incidentflow_pages_sent_total", channel="webhook") == 4
+    assert total(samples, "incidentflow_pages_sent_total", task_queue=task_queue) == 4
     failed = "incidentflow_pages_failed_total"
-    assert total(samples, failed, channel="webhook", retryable="false") == 1
+    assert total(samples, failed, channel="webhook", retryable="false") == 2
     assert total(samples, failed, retryable="true") == 0
     assert total(samples, "incidentflow_escalations_fired_total", trigger="timer") == 1
-    assert total(samples, "incidentflow_escalations_fired_total", trigger="manual") == 0
+    assert total(samples, "incidentflow_escalations_fired_total", trigger="manual") == 1
     lateness_sum = total(samples, "incidentflow_escalation_lateness_seconds_sum")
     assert 0 <= lateness_sum < 5 * timed  # fired within seconds of their deadlines
     assert total(samples, "incidentflow_ticket_write_duration_seconds_count") >= 1
@@ -474,8 +486,8 @@ async def test_worker_and_api_export_what_the_rules_and_dashboard_use(
         assert worker_types.get(family) == kind, (name, worker_types.get(family))
     api_samples, api_types = parse_scrape(api_text)
     assert api_types["incidentflow_notifications"] == "gauge"
-    assert total(api_samples, "incidentflow_notifications", status="sent") == 3
-    assert total(api_samples, "incidentflow_notifications", status="failed") == 1
+    assert total(api_samples, "incidentflow_notifications", status="sent") == 4
+    assert total(api_samples, "incidentflow_notifications", status="failed") == 2
 
     exported = {name for name, _ in worker_samples} | {name for name, _ in api_samples}
     missing = used_metric_names() - exported
