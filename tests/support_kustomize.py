@@ -3,10 +3,10 @@
 It understands exactly the features our kustomizations use (``resources`` files and
 directories, ``namespace``, ``labels``, ``images``, ``configMapGenerator`` and
 ``secretGenerator`` with ``literals``/``files``/``envs`` and ``behavior``, strategic-merge
-``patches`` by ``path``) and fails on anything else, so a kustomization using a feature it
-does not know cannot pass unchecked. Generated names carry no content-hash suffix (real
-kustomize adds one and rewrites the references); everything else matches
-``kubectl kustomize``.
+``patches`` by ``path``, one document per file as kustomize requires) and fails on anything
+else, so a kustomization using a feature it does not know cannot pass unchecked. Generated
+names carry no content-hash suffix (real kustomize adds one and rewrites the references);
+everything else matches ``kubectl kustomize``.
 """
 
 from __future__ import annotations
@@ -76,7 +76,11 @@ def render(directory: Path) -> list[Manifest]:
     for patch in kustomization.get("patches", []):
         if set(patch) != {"path"}:
             raise KustomizeError(f"{directory}: only `patches: - path:` is supported: {patch}")
-        for document in load_documents(directory / patch["path"]):
+        documents = load_documents(directory / patch["path"])
+        if len(documents) != 1:
+            # kustomize: "unable to parse SM or JSON patch" (kubernetes-sigs/kustomize#3929)
+            raise KustomizeError(f"{directory}/{patch['path']}: one patch per file")
+        for document in documents:
             target = _find(manifests, document["kind"], document["metadata"]["name"])
             if target is None:
                 raise KustomizeError(

@@ -409,3 +409,6 @@ def test_the_renderer_refuses_what_it_does_not_understand(tmp_path: Path) -> Non
     (tmp_path / "p.yaml").write_text("kind: Deployment\nmetadata: {name: nobody}\n")
     with pytest.raises(kz.KustomizeError, match="no Deployment nobody"):
         kz.render(tmp_path)
+    (tmp_path / "p.yaml").write_text("kind: Job\nmetadata: {name: a}\n---\nkind: Job\n")
+    with pytest.raises(kz.KustomizeError, match="one patch per file"):
+        kz.render(tmp_path)
