@@ -77,10 +77,12 @@ class PolicyHolder:
             if problems:
                 raise PolicyError(problems, source)
         except PolicyError as err:
+            count = len(err.errors)
             log.error(
-                "policy reload from %s failed (%d errors); keeping policy %s",
+                "policy reload from %s failed (%d error%s); keeping %s",
                 source,
-                len(err.errors),
+                count,
+                "" if count == 1 else "s",
                 self._hash,
             )
             for line in err.errors:

@@ -227,7 +227,7 @@ def test_holder_reload_swaps_or_keeps_and_logs_every_error(
     assert holder.hash == second  # the old policy stays
     assert holder.current.channels[0].secret == "rotated-leak-hmac"
     logged = [r.getMessage() for r in caplog.records]
-    assert f"policy reload from {path} failed (2 errors); keeping policy {second}" in logged
+    assert f"policy reload from {path} failed (2 errors); keeping {second}" in logged
     for error in caught.value.errors:
         assert f"policy reload: {error}" in logged
     assert not [line for line in logged if "leak" in line]
