@@ -295,6 +295,13 @@ def test_env_names_are_settings_or_policy_references(target: str) -> None:
 
 
 @pytest.mark.parametrize("target", TARGETS)
+def test_no_pod_accepts_the_development_credentials(target: str) -> None:
+    for manifest in workloads(target):
+        for container in containers(manifest):
+            assert "INCIDENTFLOW_ALLOW_DEV_CREDENTIALS" not in env_of(RENDERED[target], container)
+
+
+@pytest.mark.parametrize("target", TARGETS)
 def test_secrets_come_only_from_secrets(target: str) -> None:
     references = policy_references(policy_text(target))
     for manifest in workloads(target):
