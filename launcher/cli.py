@@ -37,6 +37,7 @@ from starter.cli.common import (
 from starter.cli.dev_connection import (
     DEFAULT_DATA_DIR,
     DataDirOption,
+    dev_credentials_allowed,
     read_connection,
     settings_with_dev_stack,
 )
@@ -138,7 +139,7 @@ def worker(
     """
     settings = settings_with_dev_stack(data_dir)
     loaded = load_serving_policy(
-        policy_path(policy), allow_dev_credentials=settings.incidentflow_allow_dev_credentials
+        policy_path(policy), allow_dev_credentials=dev_credentials_allowed(data_dir)
     )
     if not settings.database_url:
         err_console.print(

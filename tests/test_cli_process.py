@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from launcher.cli import app
 from schemas.dev_credentials import DEV_INTEGRATION_KEYS, DEV_SECRETS, DEV_TOKENS
 from schemas.tokens import hash_token
+from starter.cli.dev_connection import DevConnection, write_connection
 from tests.conftest import wait_for
 from tests.support_cli import EXAMPLE_POLICY, clean_env, free_ports, run_cli, spawn
 from worker.devinfra import free_port, fresh_database
@@ -116,6 +117,33 @@ def test_worker_and_api_refuse_the_published_dev_credentials(command: list[str])
         assert value not in result.stdout + result.stderr
     for value in (hash_token(token) for token in DEV_TOKENS):
         assert value not in result.stdout + result.stderr
+
+
+def test_beside_a_dev_stack_the_worker_serves_the_example_policy(
+    database_url: str, tmp_path: Path
+) -> None:
+    # a connection.json left by `incidentflow dev` supplies Temporal: that is development
+    dead_temporal = f"127.0.0.1:{free_port()}"
+    write_connection(
+        tmp_path,
+        DevConnection(
+            temporal_address=dead_temporal,
+            temporal_namespace="default",
+            database_url=database_url,
+            api_url="http://127.0.0.1:1",
+            pid=1,
+        ),
+    )
+    env = {**clean_env(), "INCIDENTFLOW_POLICY": str(EXAMPLE_POLICY)}
+    env.pop("INCIDENTFLOW_ALLOW_DEV_CREDENTIALS", None)
+    beside = run_cli("worker", "--data-dir", str(tmp_path), env=env)
+    assert beside.returncode == 3, beside.stdout + beside.stderr  # past the check
+    assert "Temporal unreachable" in beside.stderr
+    # the same with TEMPORAL_ADDRESS set, as every deployment does: refused
+    env["TEMPORAL_ADDRESS"] = dead_temporal
+    deployed = run_cli("worker", "--data-dir", str(tmp_path), env=env)
+    assert deployed.returncode == 2, deployed.stdout + deployed.stderr
+    assert "development credentials" in deployed.stderr
 
 
 @pytest.mark.parametrize("command", [["worker"], ["api", "--port", "1"]])

@@ -89,3 +89,16 @@ def settings_with_dev_stack(data_dir: Path, env: Settings | None = None) -> Sett
     if "incidentflow_link_secret" not in given and info.link_secret:
         update["incidentflow_link_secret"] = SecretStr(info.link_secret)
     return settings.model_copy(update=update)
+
+
+def dev_credentials_allowed(data_dir: Path) -> bool:
+    """May ``worker`` / ``api`` serve a policy holding the published development credentials?
+
+    Only beside a running ``incidentflow dev``: when its connection info supplies the Temporal
+    address (the environment sets none), or when INCIDENTFLOW_ALLOW_DEV_CREDENTIALS says so.
+    A deployment sets TEMPORAL_ADDRESS, so it never qualifies by the first rule.
+    """
+    env = Settings()
+    if env.incidentflow_allow_dev_credentials:
+        return True
+    return "temporal_address" not in env.model_fields_set and read_connection(data_dir) is not None

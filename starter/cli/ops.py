@@ -23,7 +23,12 @@ from starter.cli.common import (
     load_serving_policy,
     policy_path,
 )
-from starter.cli.dev_connection import DEFAULT_DATA_DIR, DataDirOption, settings_with_dev_stack
+from starter.cli.dev_connection import (
+    DEFAULT_DATA_DIR,
+    DataDirOption,
+    dev_credentials_allowed,
+    settings_with_dev_stack,
+)
 
 if TYPE_CHECKING:
     from schemas.policy_holder import PolicyHolder
@@ -47,7 +52,7 @@ def api(
     """
     settings = settings_with_dev_stack(data_dir)
     loaded = load_serving_policy(
-        policy_path(policy), allow_dev_credentials=settings.incidentflow_allow_dev_credentials
+        policy_path(policy), allow_dev_credentials=dev_credentials_allowed(data_dir)
     )
     configure_logging(log_level)
     from schemas.policy_holder import PolicyHolder, no_dev_credentials  # lazy: not for --help
