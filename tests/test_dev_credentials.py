@@ -84,3 +84,32 @@ def test_the_production_template_holds_no_development_credential() -> None:
     text = template.read_text(encoding="utf-8")
     for value in (*DEV_TOKENS, *DEV_INTEGRATION_KEYS, *DEV_SECRETS, *map(hash_token, DEV_TOKENS)):
         assert value not in text
+
+
+def template_env(**overrides: str) -> dict[str, str]:
+    env = {
+        "INCIDENTFLOW_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T1/B1/own",
+        "INCIDENTFLOW_STATUS_WEBHOOK_SECRET": "own-status-secret",
+        "INCIDENTFLOW_CHECKOUT_INTEGRATION_KEY": "own-integration-key",
+        "INCIDENTFLOW_CHECKOUT_INBOUND_SECRET": "own-inbound-secret",
+        "INCIDENTFLOW_ADMIN_TOKEN_SHA256": hash_token("own-admin-token"),
+    }
+    return env | overrides
+
+
+def test_the_production_template_loads_with_its_references_set() -> None:
+    policy = load_policy(ROOT / "examples" / "policy.production.yaml", env=template_env())
+    assert dev_credentials(policy) == []
+    assert policy.tokens[0].sha256 == hash_token("own-admin-token")
+
+
+def test_a_published_value_behind_a_reference_is_still_found() -> None:
+    env = template_env(
+        INCIDENTFLOW_ADMIN_TOKEN_SHA256=hash_token(DEV_TOKENS[0]),
+        INCIDENTFLOW_CHECKOUT_INTEGRATION_KEY=DEV_INTEGRATION_KEYS[0],
+    )
+    policy = load_policy(ROOT / "examples" / "policy.production.yaml", env=env)
+    assert [c.path for c in dev_credentials(policy)] == [
+        "services.0.integration_keys.0",
+        "tokens.0.sha256",
+    ]
