@@ -40,6 +40,7 @@ from launcher.mail_catcher import MailCatcher
 from schemas.connection import connect_temporal
 from schemas.links import board_url
 from schemas.policy import Policy
+from schemas.policy_holder import PolicyHolder
 from schemas.settings import Settings
 from starter.api.app import create_app
 from starter.api.server import QuietServer
@@ -154,7 +155,8 @@ async def _serve_api(server: uvicorn.Server) -> None:
 class DevStack:
     def __init__(self, options: DevOptions, policy: Policy, console: Console) -> None:
         self.options = options.model_copy(update={"data_dir": options.data_dir.resolve()})
-        self.policy = policy
+        #: one policy for the worker and the API: SIGHUP or the admin route reloads both
+        self.policy = PolicyHolder(policy, path=self.options.policy)
         self.console = console
         self.stopping = asyncio.Event()
         self.pids = DevPids(launcher=os.getpid())
@@ -185,6 +187,7 @@ class DevStack:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, self.policy.reload_quietly)
         try:
             async with contextlib.AsyncExitStack() as cleanup:
                 try:
@@ -195,7 +198,7 @@ class DevStack:
                         self.console.print(f"[bold red]error:[/] {err}")
                     return err.exit_code
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             if self.pids.temporal is not None:
                 self.console.print("stopped")
