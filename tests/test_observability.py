@@ -362,7 +362,12 @@ async def test_worker_and_api_export_what_the_rules_and_dashboard_use(
             database_url=database_url,
             policy=policy,
             log=tmp_path / "worker.log",
-            extra_env={"WORKER_METRICS_ADDRESS": f"127.0.0.1:{worker_port}"},
+            # no sticky cache: every workflow task replays the whole history, so a workflow
+            # metric recorded again on replay would show as a count too high
+            extra_env={
+                "WORKER_METRICS_ADDRESS": f"127.0.0.1:{worker_port}",
+                "WORKER_MAX_CACHED_WORKFLOWS": "0",
+            },
         )
         api_log = tmp_path / "api.log"
         api = spawn(
@@ -465,6 +470,9 @@ async def test_worker_and_api_export_what_the_rules_and_dashboard_use(
     failed = "incidentflow_pages_failed_total"
     assert total(samples, failed, channel="webhook", retryable="false") == 2
     assert total(samples, failed, retryable="true") == 0
+    # the incident's histories were replayed (no cache), yet each escalation counted once
+    replays = "temporal_workflow_task_replay_latency_count"
+    assert total(samples, replays, workflow_type="IncidentWorkflow") >= 3
     assert total(samples, "incidentflow_escalations_fired_total", trigger="timer") == 1
     assert total(samples, "incidentflow_escalations_fired_total", trigger="manual") == 1
     lateness_sum = total(samples, "incidentflow_escalation_lateness_seconds_sum")
