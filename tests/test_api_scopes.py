@@ -43,6 +43,15 @@ ACTION_ITEM_CELLS: list[tuple[str, str, Any, Scope]] = [
     ("GET", "/api/v1/action-items/{item_id}", None, Scope.READ),
     ("PATCH", "/api/v1/action-items/{item_id}", {"status": "done"}, Scope.RESPOND),
 ]
+#: (path, body) of the heartbeat routes, scope ingest (the matrix policy declares none: an
+#: allowed scope gets 404; tests/test_heartbeats.py pings declared ones)
+HEARTBEAT_CELLS: list[tuple[str, Any]] = [
+    ("/api/v1/heartbeats/{name}", None),
+    (
+        "/api/v1/heartbeats/{name}/alertmanager",
+        alertmanager_payload([alertmanager_alert("0f1e2d3c4b5a6978", "prometheus:9090")]),
+    ),
+]
 SCOPES = [Scope.INGEST, Scope.RESPOND, Scope.READ, Scope.ADMIN]
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
 BY_KEY = {
@@ -106,6 +115,9 @@ async def test_every_endpoint_by_every_scope(
             matrix.append((method, template, template.format(number=number), body, scope))
         for method, template, body, scope in ACTION_ITEM_CELLS:
             matrix.append((method, template, template.format(item_id=999999999), body, scope))
+        for template, body in HEARTBEAT_CELLS:
+            url = template.format(name="matrix-beat")
+            matrix.append(("POST", template, url, body, Scope.INGEST))
 
         # the matrix covers every bearer-authenticated operation the app has
         documented = {
