@@ -1,7 +1,8 @@
 """Reload without restart, on real ``incidentflow api`` and ``incidentflow worker`` processes:
 SIGHUP and ``POST /api/v1/admin/policy/reload`` validate the file, then swap it in; a broken
 file keeps the old policy and logs every error; ``/readyz`` and ``incidentflow_policy_info``
-show the hash; no secret ever reaches a log or an answer."""
+show the hash; no secret ever reaches a log or an answer. Last, in one process: a reload
+reaches new incidents while a running one keeps the policy snapshot it started with."""
 
 from __future__ import annotations
 
@@ -13,15 +14,28 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from schemas.incident import Alert
 from schemas.policy_file import PolicyError, load_policy
-from schemas.policy_holder import policy_hash
+from schemas.policy_holder import PolicyHolder, policy_hash
+from schemas.settings import Settings
 from schemas.tokens import generate_token, hash_token
+from starter.api.app import create_app
 from starter.client import IncidentClient
 from tests.conftest import wait_for
-from tests.support_deploy import Child, children, deploy_policy, free_ports, process_env
+from tests.support_api import serve
+from tests.support_deploy import (
+    API_TOKEN,
+    Child,
+    children,
+    deploy_policy,
+    free_ports,
+    process_env,
+    write_policy,
+)
+from tests.support_incidents import running_stack
 from tests.support_receivers import HttpReceiver, http_receiver_fixture  # noqa: F401
 
 
@@ -203,3 +217,37 @@ async def test_worker_reload_on_sighup_reaches_new_incidents_notifications(
         await http_receiver.wait_requests(after, 2, within=30)
         assert worker.process.poll() is None
     assert_no_secret(worker, before, after)
+
+
+async def test_a_reload_reaches_new_incidents_and_running_ones_keep_their_snapshot(
+    tmp_path: Path, temporal_client: Client, database_url: str, task_queue: str
+) -> None:
+    policy = deploy_policy()
+    path = write_policy(tmp_path / "policy.yaml", policy)
+    holder = PolicyHolder(load_policy(path), path=path)
+    settings = Settings(database_url=database_url, temporal_task_queue=task_queue)
+    run = uuid.uuid4().hex[:8]
+    async with running_stack(temporal_client, database_url, task_queue, policy) as stack:
+        app = create_app(settings, holder, temporal=temporal_client)
+        async with serve(app) as http:
+
+            async def open_incident(title: str) -> str:
+                created = await http.post(
+                    "/api/v1/incidents",
+                    json={"title": title, "service": "checkout", "dedup_key": f"{run}-{title}"},
+                    headers=bearer(API_TOKEN),
+                )
+                assert created.status_code in (200, 201), created.text
+                return str(created.json()["number"])
+
+            before = await open_incident("before")
+            data = policy.model_dump(mode="json", exclude_defaults=True)
+            data["escalation_policies"][0]["levels"].append({"targets": ["user:alice"]})
+            path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+            reloaded = await http.post("/api/v1/admin/policy/reload", headers=bearer(API_TOKEN))
+            assert reloaded.status_code == 200, reloaded.text
+            after = await open_incident("after")
+
+            running = await stack.client.get(before)
+            assert len(running.escalation.policy.levels) == 2  # its snapshot, as triggered
+            assert len((await stack.client.get(after)).escalation.policy.levels) == 3
