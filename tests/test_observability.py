@@ -258,8 +258,12 @@ def test_dashboard_matches_the_schema() -> None:
     jsonschema.validate(dashboard, DASHBOARD_SCHEMA)
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids)), "panel ids must be unique"
+    variables = dashboard["templating"]["list"]
+    sources = {"${" + v["name"] + "}" for v in variables if v["type"] == "datasource"}
     for panel in dashboard["panels"]:
         assert panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24, panel["title"]
+        if "datasource" in panel:  # the data source picked on import, not a fixed uid
+            assert panel["datasource"]["uid"] in sources, panel["title"]
 
 
 def test_the_schema_refuses_a_panel_without_a_query() -> None:
