@@ -136,7 +136,11 @@ def test_dockerignore_keeps_state_and_secrets_out() -> None:
         for line in (ROOT / ".dockerignore").read_text("utf-8").splitlines()
         if line.strip() and not line.startswith("#")
     }
-    for entry in (".venv", ".data", ".git", ".env", "tests", "*.pem", "*.key"):
+    for entry in (
+        *(".venv", ".data", ".git", ".env", "tests", "*.pem", "*.key"),
+        # policies: the published development credentials, and the operator's secrets
+        *("examples", "policy.yaml"),
+    ):
         assert entry in ignored, entry
 
 
