@@ -66,6 +66,8 @@ BUDGET_SECONDS = 95
 PARTS = 2
 #: an operation that sent fewer requests than this was not really exercised
 MIN_REQUESTS = 5
+#: the least time an operation gets, whatever is left of the budget
+MIN_SHARE_SECONDS = 1.5
 
 SETTINGS = hypothesis.settings(
     max_examples=FUZZ_EXAMPLES,
@@ -212,8 +214,11 @@ def _fuzz_operation(run: Run, operation: Any, numbers: list[str], remaining: int
             settings=SETTINGS,
         ),
     )
-    # the share starts once the coverage cases exist (long strings take seconds to build)
-    deadline = time.monotonic() + (run.deadline - time.monotonic()) / remaining
+    # the share starts once the coverage cases exist (long strings take seconds to build);
+    # never below MIN_SHARE_SECONDS, so the last operations are not starved when earlier
+    # ones overran theirs on a busy machine
+    share = max(MIN_SHARE_SECONDS, (run.deadline - time.monotonic()) / remaining)
+    deadline = time.monotonic() + share
     test()
 
 
