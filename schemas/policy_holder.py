@@ -20,6 +20,9 @@ from schemas.policy_file import PolicyError, load_policy
 
 log = logging.getLogger("incidentflow.policy")
 
+#: the metric (API and worker) naming the policy in force by its hash
+POLICY_INFO_METRIC = "incidentflow_policy_info"
+
 #: more checks a served policy must pass (e.g. no development credentials); each returns
 #: error lines, empty when the policy is fine
 PolicyCheck = Callable[[Policy, str], list[str]]
@@ -50,6 +53,7 @@ class PolicyHolder:
         self.check = check
         self._current = policy
         self._hash = policy_hash(policy)
+        self._listeners: list[Callable[[str, str], None]] = []
 
     @classmethod
     def of(cls, policy: Policy | PolicyHolder) -> PolicyHolder:
@@ -64,6 +68,10 @@ class PolicyHolder:
     @property
     def hash(self) -> str:
         return self._hash
+
+    def on_reload(self, listener: Callable[[str, str], None]) -> None:
+        """Call ``listener(old_hash, new_hash)`` after each successful reload."""
+        self._listeners.append(listener)
 
     def reload(self) -> str:
         """Load the file again and swap it in; returns the new hash. A file with errors
@@ -92,6 +100,8 @@ class PolicyHolder:
         self._current = policy
         self._hash = policy_hash(policy)
         log.info("policy reloaded from %s: %s -> %s", source, previous, self._hash)
+        for listener in self._listeners:
+            listener(previous, self._hash)
         return self._hash
 
     def reload_quietly(self) -> None:

@@ -77,6 +77,18 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+async def policy_info(port: int) -> dict[str, int]:
+    """The worker's ``incidentflow_policy_info`` series: hash -> value."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    found: dict[str, int] = {}
+    for line in text.splitlines():
+        if line.startswith("incidentflow_policy_info{"):
+            labels, value = line.rsplit(" ", 1)
+            found[labels.split('hash="', 1)[1].split('"', 1)[0]] = int(float(value))
+    return found
+
+
 def assert_no_secret(child: Child, *values: str) -> None:
     log = child.log()
     for value in values:
@@ -182,6 +194,7 @@ async def test_worker_reload_on_sighup_reaches_new_incidents_notifications(
     hook.write_text(http_receiver.url(before) + "\n")
     path = write_referencing_policy(tmp_path / "policy.yaml", secrets, webhook=f"file:{hook}")
     refs = {"TEST_READER_TOKEN_SHA256": hash_token(generate_token())}
+    metrics_port = free_ports(1)[0]
     env = process_env(
         temporal_address=temporal_env.client.service_client.config.target_host,
         temporal_namespace=temporal_env.client.namespace,
@@ -189,6 +202,7 @@ async def test_worker_reload_on_sighup_reaches_new_incidents_notifications(
         database_url=database_url,
         incidentflow_policy=str(path),
         test_reader_token_sha256=refs["TEST_READER_TOKEN_SHA256"],
+        worker_metrics_address=f"127.0.0.1:{metrics_port}",
     )
     incidents = IncidentClient(temporal_env.client, deploy_policy(), task_queue=task_queue)
     run = uuid.uuid4().hex[:8]
@@ -197,6 +211,7 @@ async def test_worker_reload_on_sighup_reaches_new_incidents_notifications(
         first = hash_with(path, refs)
         await worker.wait_log(f"worker serving policy {first}")
         await worker.wait_log("worker polling task queue")
+        assert await policy_info(metrics_port) == {first: 1}
         await incidents.trigger(Alert(service="checkout", title="one", dedup_key=f"{run}-1"))
         await http_receiver.wait_requests(before, 1, within=30)
 
@@ -204,6 +219,7 @@ async def test_worker_reload_on_sighup_reaches_new_incidents_notifications(
         second = hash_with(path, refs)
         worker.signal(signal.SIGHUP)
         await worker.wait_log(f"policy reloaded from {path}: {first} -> {second}")
+        assert await policy_info(metrics_port) == {first: 0, second: 1}
         await incidents.trigger(Alert(service="checkout", title="two", dedup_key=f"{run}-2"))
         await http_receiver.wait_requests(after, 1, within=30)
         assert len(http_receiver.requests(before)) == 1
@@ -215,6 +231,7 @@ async def test_worker_reload_on_sighup_reaches_new_incidents_notifications(
         await worker.wait_log(f"secret file {hook} does not exist")
         await incidents.trigger(Alert(service="checkout", title="three", dedup_key=f"{run}-3"))
         await http_receiver.wait_requests(after, 2, within=30)
+        assert await policy_info(metrics_port) == {first: 0, second: 1}
         assert worker.process.poll() is None
     assert_no_secret(worker, before, after)
 

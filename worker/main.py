@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
-from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.common import MetricMeter, VersioningBehavior, WorkerDeploymentVersion
 from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -26,7 +26,7 @@ from activities.reviews.activity import ReviewActivities
 from activities.tickets import TicketActivities
 from schemas.connection import connect_temporal
 from schemas.policy import Policy
-from schemas.policy_holder import PolicyHolder
+from schemas.policy_holder import POLICY_INFO_METRIC, PolicyHolder
 from schemas.settings import Settings
 from worker.telemetry import metrics_runtime
 from workflows.heartbeat import HeartbeatWorkflow
@@ -166,6 +166,7 @@ async def run_worker(
     runtime = metrics_runtime(settings)
     if runtime is not None:
         log.info("worker metrics on http://%s/metrics", settings.worker_metrics_address)
+        export_policy_hash(runtime.metric_meter, policy)
     client = await connect_temporal(settings, runtime=runtime)
     pool = await create_pool(
         settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
@@ -186,6 +187,19 @@ async def run_worker(
         log.info("worker stopped")
     finally:
         await pool.close()
+
+
+def export_policy_hash(meter: MetricMeter, holder: PolicyHolder) -> None:
+    """``incidentflow_policy_info{hash="…"}``: 1 for the policy in force, 0 for those a
+    reload replaced (an SDK gauge cannot drop a series): alert on ``== 1``."""
+    gauge = meter.create_gauge(POLICY_INFO_METRIC, "The policy in force (1), by its hash")
+    gauge.set(1, {"hash": holder.hash})
+
+    def swapped(old: str, new: str) -> None:
+        gauge.set(0, {"hash": old})
+        gauge.set(1, {"hash": new})
+
+    holder.on_reload(swapped)
 
 
 #: how often the health file is touched; a container healthcheck allows a few misses

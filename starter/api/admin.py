@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from schemas.enums import Scope
 from schemas.policy_file import PolicyError
-from schemas.policy_holder import PolicyHolder
+from schemas.policy_holder import POLICY_INFO_METRIC, PolicyHolder
 from starter.api.auth import Principal, require
 from starter.api.context import ApiContext, get_context
 from starter.api.errors import ERROR_RESPONSES, ApiError, ErrorBody
@@ -44,7 +44,7 @@ class PolicyInfoCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
-            "incidentflow_policy_info",
+            POLICY_INFO_METRIC,
             "The policy in force, by the truncated SHA-256 of its resolved content",
             labels=["hash"],
         )
