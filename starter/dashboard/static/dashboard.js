@@ -30,7 +30,16 @@
     }
   }
 
+  // A press in progress: replacing the region between mousedown and mouseup would swallow
+  // the click (its two halves land on different elements), so a refresh waits for it.
+  let pressed = false;
+  document.addEventListener("pointerdown", () => { pressed = true; }, true);
+  for (const type of ["pointerup", "pointercancel"]) {
+    document.addEventListener(type, () => { pressed = false; }, true);
+  }
+
   function editing(region) {
+    if (pressed) return true;
     const active = document.activeElement;
     if (active && region.contains(active) && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName)) {
       return true;
