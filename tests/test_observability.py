@@ -501,6 +501,12 @@ async def test_worker_and_api_export_what_the_rules_and_dashboard_use(
     assert total(api_samples, "incidentflow_notifications", status="sent") == 4
     assert total(api_samples, "incidentflow_notifications", status="failed") == 2
 
+    docs = DOCS.read_text()
+    for family, kind in (api_types | worker_types).items():
+        # (prometheus-client adds a ``<counter>_created`` timestamp gauge: not ours to list)
+        if family.startswith("incidentflow_") and not family.endswith("_created"):
+            name = f"{family}_total" if kind == "counter" else family
+            assert f"`{name}` | {kind} |" in docs, f"docs/observability.md lacks {name}"
     exported = {name for name, _ in worker_samples} | {name for name, _ in api_samples}
     missing = used_metric_names() - exported
     assert not missing, f"rules or dashboard use metrics nobody exports: {sorted(missing)}"
