@@ -453,8 +453,7 @@ class _References:
                 (
                     loc,
                     f"{raw!r} is written as a secret reference, but references are resolved "
-                    "only in secret-bearing fields (URLs and secrets of users and channels, "
-                    "integration_keys, inbound_secret, tokens' sha256)",
+                    "only in secret-bearing fields (docs/deploy.md lists them)",
                 )
             )
             return raw
