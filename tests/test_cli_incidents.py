@@ -309,7 +309,7 @@ async def test_rejected_actions_exit_1_with_what_to_do_next(live: Live) -> None:
     assert no_review_json.exit_code == 1
     error = json.loads(no_review_json.stdout)
     assert (error["status"], error["error"]) == (404, "not_found")
-    assert error["message"].startswith(f"{number} has no post-incident review: it is not resolved")
+    assert error["message"].startswith(f"{number} has no post-incident review yet: closing it")
 
 
 async def test_usage_errors_exit_2(live: Live) -> None:

@@ -210,8 +210,8 @@ async def review_state(ctx: ApiContext, number: str) -> ReviewState:
         return await ctx.temporal_call(reviews(ctx).get(number))
     except IncidentNotFound:
         raise IncidentNotFound(
-            f"{number} has no post-incident review: it is not resolved past its reopen "
-            "window yet, or its severity does not require one"
+            f"{number} has no post-incident review yet: closing it starts one (so does the "
+            "end of its reopen window), unless its severity does not require one"
         ) from None
 
 
