@@ -1,4 +1,5 @@
-"""Pinging a heartbeat: signal-with-start to its workflow (``heartbeat:<name>``).
+"""Heartbeats from the client side: a ping is a signal-with-start to the heartbeat's
+workflow (``heartbeat:<name>``), its state a query.
 
 The first ping starts the workflow; every ping carries the heartbeat's current settings and
 the incident a miss would open, so the workflow follows a reloaded policy.
@@ -8,7 +9,13 @@ from __future__ import annotations
 
 from temporalio.service import RPCError, RPCStatusCode
 
-from schemas.heartbeat import HeartbeatConfig, HeartbeatPing, HeartbeatStart, PingSource
+from schemas.heartbeat import (
+    HeartbeatConfig,
+    HeartbeatPing,
+    HeartbeatStart,
+    HeartbeatState,
+    PingSource,
+)
 from schemas.incident import Alert
 from schemas.policy import Heartbeat
 from schemas.workflow_ids import heartbeat_workflow_id
@@ -43,3 +50,16 @@ async def ping(
             raise ServiceUnavailable(f"Temporal is unreachable: {err.message}") from err
         raise
     return workflow_id
+
+
+async def state(incidents: IncidentClient, name: str) -> HeartbeatState | None:
+    """What ``name``'s workflow knows, or ``None`` when it never pinged."""
+    handle = incidents.client.get_workflow_handle(heartbeat_workflow_id(name))
+    try:
+        return await handle.query(HeartbeatWorkflow.state)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return None
+        if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            raise ServiceUnavailable(f"Temporal is unreachable: {err.message}") from err
+        raise

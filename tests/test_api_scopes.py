@@ -118,6 +118,7 @@ async def test_every_endpoint_by_every_scope(
         for template, body in HEARTBEAT_CELLS:
             url = template.format(name="matrix-beat")
             matrix.append(("POST", template, url, body, Scope.INGEST))
+        matrix.append(("GET", "/api/v1/heartbeats", "/api/v1/heartbeats", None, Scope.READ))
 
         # the matrix covers every bearer-authenticated operation the app has
         documented = {

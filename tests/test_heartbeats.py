@@ -54,6 +54,12 @@ class Beats:
         handle = self.stack.temporal.get_workflow_handle(heartbeat_workflow_id(name))
         return await handle.query(HeartbeatWorkflow.state)
 
+    async def listing(self) -> dict[str, dict[str, Any]]:
+        """``GET /api/v1/heartbeats`` by name."""
+        response = await self.http.get("/api/v1/heartbeats", headers=self.auth("read"))
+        assert response.status_code == 200, response.text
+        return {h["name"]: h for h in response.json()["heartbeats"]}
+
     async def incident_rows(self) -> list[dict[str, Any]]:
         return await self.stack.rows(
             "SELECT number, status, source, title, severity, dedup_key FROM incidents"
@@ -142,6 +148,10 @@ async def test_pings_keep_it_quiet_a_miss_opens_one_incident_pings_resolve_it(
 
         state = await wait_for(missed, timeout=30, message="the missed heartbeat's incident")
         assert state.incidents == 1
+        listed = await b.listing()
+        assert listed[b.beat]["status"] == "missed"
+        assert listed[b.beat]["incident_workflow_id"] == state.incident_workflow_id
+        assert listed[b.watchdog]["status"] == "never_pinged"
         assert state.incident_workflow_id is not None
         incident = b.stack.temporal.get_workflow_handle(state.incident_workflow_id)
         snapshot = await wait_for(lambda: triggered(incident), message="the incident's trigger")
@@ -174,6 +184,10 @@ async def test_pings_keep_it_quiet_a_miss_opens_one_incident_pings_resolve_it(
         assert [e.kind.value for e in resolved.timeline][-2:] == ["alert_cleared", "resolved"]
         state = await b.state(b.beat)
         assert state.incident_workflow_id is None and state.incidents == 1
+        listed = await b.listing()
+        assert listed[b.beat]["status"] == "ok"
+        assert (listed[b.beat]["pings"], listed[b.beat]["incidents"]) == (pings + 1, 1)
+        assert listed[b.beat]["interval_seconds"] == INTERVAL
         await record_workflow_history(
             b.stack.temporal, heartbeat_workflow_id(b.beat), "heartbeat_missed_then_resumed"
         )
@@ -246,6 +260,8 @@ async def test_refusals_change_nothing(
         assert "bogus" in extra.text
         not_am = await b.http.post(f"{url}/alertmanager", headers=b.auth(), json={"alerts": []})
         assert not_am.status_code == 422, not_am.text
+        listing = await b.http.get("/api/v1/heartbeats", headers=b.auth("ingest"))
+        assert listing.status_code == 403, listing.text
         # the admin scope implies ingest; a respond-only token does not
         assert (await b.http.post(url, headers=b.auth("respond"))).status_code == 403
         assert not await workflow_exists(b.stack.temporal, heartbeat_workflow_id(b.beat))

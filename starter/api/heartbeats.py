@@ -5,24 +5,26 @@ heartbeat's ``interval`` (plus ``grace``) passes without a ping, incidentflow op
 incident on its service; the next ping resolves it. ``POST /api/v1/heartbeats/{name}/alertmanager``
 takes Alertmanager's webhook body, so its always-firing ``Watchdog`` alert is the ping: when
 Prometheus or Alertmanager stops, the pings stop, and the incident says so.
+``GET /api/v1/heartbeats`` (scope ``read``) lists every declared heartbeat and its state.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.actors import INCIDENTFLOW
-from schemas.heartbeat import SOURCE, PingSource
+from schemas.heartbeat import SOURCE, HeartbeatState, PingSource
 from schemas.policy import Heartbeat
 from schemas.workflow_ids import heartbeat_workflow_id
 from starter import heartbeats_client
 from starter.api import ingest
-from starter.api.auth import Ingest
+from starter.api.auth import Ingest, Read
 from starter.api.context import ApiContext, get_context
 from starter.api.errors import ERROR_RESPONSES, ApiError
 from starter.api.integrations_alertmanager import AmWebhook
@@ -54,6 +56,50 @@ class PingResult(BaseModel):
     #: the next ping is due before this instant, or the heartbeat counts as missed
     expected_by: datetime | None
     workflow_id: str
+
+
+class HeartbeatStatus(BaseModel):
+    name: str
+    service: str
+    interval_seconds: float
+    grace_seconds: float
+    #: ``never_pinged``: nothing watched yet; ``ok``: the next ping is not yet due;
+    #: ``missed``: an incident is open for the miss (``incident_workflow_id``)
+    status: Literal["never_pinged", "ok", "missed"]
+    last_ping: datetime | None = None
+    expected_by: datetime | None = None
+    missed_at: datetime | None = None
+    incident_workflow_id: str | None = None
+    pings: int = 0
+    incidents: int = 0
+
+
+class HeartbeatList(BaseModel):
+    heartbeats: list[HeartbeatStatus]
+
+
+def _status(heartbeat: Heartbeat, state: HeartbeatState | None) -> HeartbeatStatus:
+    status = HeartbeatStatus(
+        name=heartbeat.name,
+        service=heartbeat.service,
+        interval_seconds=heartbeat.interval.total_seconds(),
+        grace_seconds=heartbeat.grace.total_seconds(),
+        status="never_pinged",
+    )
+    if state is None:
+        return status
+    return status.model_copy(
+        update={
+            "status": "missed" if state.incident_workflow_id else "ok",
+            "last_ping": state.last_ping,
+            # the policy as now loaded; the workflow takes it with the next ping
+            "expected_by": state.last_ping + heartbeat.deadline,
+            "missed_at": state.missed_at,
+            "incident_workflow_id": state.incident_workflow_id,
+            "pings": state.pings,
+            "incidents": state.incidents,
+        }
+    )
 
 
 def _heartbeat(ctx: ApiContext, name: str) -> Heartbeat:
@@ -91,6 +137,17 @@ async def _ping(
         expected_by=now + heartbeat.deadline,
         workflow_id=workflow_id,
     )
+
+
+@router.get("", response_model=HeartbeatList, responses=ERROR_RESPONSES, summary="List heartbeats")
+async def list_heartbeats(_: Read, ctx: Ctx) -> HeartbeatList:
+    """Every heartbeat the policy declares, with what its workflow knows."""
+    declared = list(ctx.policy.heartbeats)
+    incidents = ctx.client()
+    states = await ctx.temporal_call(
+        asyncio.gather(*(heartbeats_client.state(incidents, h.name) for h in declared))
+    )
+    return HeartbeatList(heartbeats=[_status(h, s) for h, s in zip(declared, states, strict=True)])
 
 
 @router.post(
