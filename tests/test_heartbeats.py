@@ -28,6 +28,7 @@ from starter.api.app import create_app
 from starter.api.ingest import build_alert
 from tests.conftest import wait_for
 from tests.support_api import ApiNames, alertmanager_payload, api_policy, serve
+from tests.support_cli import run_cli
 from tests.support_incidents import Stack, record_workflow_history, running_stack
 from tests.support_state import workflow_exists
 from workflows.heartbeat import HeartbeatWorkflow
@@ -349,6 +350,9 @@ def test_policy_file_names_the_line_of_a_bad_heartbeat(tmp_path: Path) -> None:
         "prometheus-watchdog",
         "nightly-etl",
     ]
+    checked = run_cli("policy", "check", str(EXAMPLE))
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.rstrip().endswith(", 2 heartbeats")
     broken = tmp_path / "policy.yaml"
     broken.write_text(
         text.replace(

@@ -101,7 +101,8 @@ def policy_check(
         f"OK: {len(loaded.services)} services, {len(loaded.schedules)} schedules, "
         f"{len(loaded.escalation_policies)} escalation policies, "
         f"{len(loaded.severities)} severities, {len(loaded.users)} users, "
-        f"{len(loaded.channels)} channels, {len(loaded.classification)} classification rules",
+        f"{len(loaded.channels)} channels, {len(loaded.classification)} classification rules, "
+        f"{len(loaded.heartbeats)} heartbeats",
         highlight=False,
     )
 
