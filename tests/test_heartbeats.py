@@ -36,7 +36,7 @@ from workflows.incident import IncidentWorkflow
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "policy.yaml"
 #: a ping is due within INTERVAL + GRACE seconds
-INTERVAL, GRACE = 2, 1
+INTERVAL, GRACE = 3, 1
 
 
 @dataclass
