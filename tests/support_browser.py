@@ -265,7 +265,9 @@ class Page:
                 const el = document.querySelector({json.dumps(selector)});
                 if (!el) return null;
                 el.scrollIntoView({{block: 'center'}});
-                const r = el.getBoundingClientRect();
+                // an inline element wrapped over two lines has a union box whose centre
+                // may fall between its fragments: aim at the first fragment instead
+                const r = el.getClientRects()[0] || el.getBoundingClientRect();
                 return [r.left + r.width / 2, r.top + r.height / 2];
             }})()"""
         )
