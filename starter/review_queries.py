@@ -19,6 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
+from schemas.action_item_sql import ACTION_ITEM_COLUMNS, CHANGE_ACTION_ITEM, change_parameters
 from schemas.review import ActionItem, ActionItemChange, ActionItemStatus, ReviewRecord
 
 _REVIEW = """
@@ -27,10 +28,6 @@ SELECT number, workflow_id, status, facilitator, attendees, scheduled_at, docume
   FROM reviews WHERE number = %s
 """
 
-_COLUMNS = (
-    "id, number, service, owner, title, due_date, due_at, status, created_at, updated_at, "
-    "closed_at, updated_by"
-)
 
 #: open and past its due instant (rows from before ``due_at`` existed: past their date)
 OVERDUE_SQL = (
@@ -38,7 +35,7 @@ OVERDUE_SQL = (
 )
 
 _ITEMS = f"""
-SELECT {_COLUMNS}
+SELECT {ACTION_ITEM_COLUMNS}
   FROM action_items
  WHERE (%(number)s::text IS NULL OR number = %(number)s)
    AND (%(service)s::text IS NULL OR service = %(service)s)
@@ -49,23 +46,7 @@ SELECT {_COLUMNS}
  LIMIT %(limit)s
 """
 
-_ITEM = f"SELECT {_COLUMNS} FROM action_items WHERE id = %s"
-
-_CHANGE_FINISHED = f"""
-UPDATE action_items SET
-    status = COALESCE(%(status)s, status),
-    owner = COALESCE(%(owner)s, owner),
-    due_date = CASE WHEN %(set_due)s THEN %(due_date)s ELSE due_date END,
-    due_at = CASE WHEN %(set_due)s THEN %(due_at)s ELSE due_at END,
-    closed_at = CASE
-        WHEN %(status)s IS NULL OR %(status)s = status THEN closed_at
-        WHEN %(status)s = 'open' THEN NULL
-        ELSE now() END,
-    updated_by = %(actor)s,
-    updated_at = now()
- WHERE id = %(id)s
-RETURNING {_COLUMNS}
-"""
+_ITEM = f"SELECT {ACTION_ITEM_COLUMNS} FROM action_items WHERE id = %s"
 
 
 class ItemFilters(BaseModel):
@@ -111,16 +92,8 @@ async def change_finished_item(
     finished: no reminder is pending for it, so there is nothing to stop."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
-        _CHANGE_FINISHED,
-        {
-            "id": change.id,
-            "status": change.status.value if change.status else None,
-            "owner": change.owner,
-            "set_due": change.clear_due or change.due_at is not None,
-            "due_date": change.due_date,
-            "due_at": change.due_at,
-            "actor": change.actor,
-        },
+        CHANGE_ACTION_ITEM,
+        change_parameters(change),
     )
     row = await cur.fetchone()
     return ActionItem.model_validate(row) if row else None

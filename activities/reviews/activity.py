@@ -33,6 +33,7 @@ from activities.notifications.channels.email import parse_address, send_message
 from activities.notifications.errors import DeliveryError
 from activities.reviews.invite import build_invite_email, invite_subject
 from activities.reviews.rendering import PostmortemRenderer, local_time
+from schemas.action_item_sql import ACTION_ITEM_COLUMNS, CHANGE_ACTION_ITEM, change_parameters
 from schemas.enums import EventKind
 from schemas.failures import FailureType
 from schemas.incident import TimelineEvent
@@ -103,10 +104,6 @@ ON CONFLICT (number, title, owner) DO UPDATE SET
     updated_at = now()
 """
 
-_ITEM_COLUMNS = (
-    "id, number, service, owner, title, due_date, due_at, status, created_at, updated_at, "
-    "closed_at, updated_by"
-)
 
 _STORE_ACTION_ITEM = f"""
 INSERT INTO action_items (number, service, owner, title, due_date, due_at, updated_by)
@@ -116,28 +113,11 @@ ON CONFLICT (number, title, owner) DO UPDATE SET
     due_date = EXCLUDED.due_date,
     due_at = EXCLUDED.due_at,
     updated_at = now()
-RETURNING {_ITEM_COLUMNS}
-"""
-
-# closed_at is set when the item leaves 'open' and cleared when it is reopened
-_UPDATE_ACTION_ITEM = f"""
-UPDATE action_items SET
-    status = COALESCE(%(status)s, status),
-    owner = COALESCE(%(owner)s, owner),
-    due_date = CASE WHEN %(set_due)s THEN %(due_date)s ELSE due_date END,
-    due_at = CASE WHEN %(set_due)s THEN %(due_at)s ELSE due_at END,
-    closed_at = CASE
-        WHEN %(status)s IS NULL OR %(status)s = status THEN closed_at
-        WHEN %(status)s = 'open' THEN NULL
-        ELSE now() END,
-    updated_by = %(actor)s,
-    updated_at = now()
- WHERE id = %(id)s AND number = %(number)s
-RETURNING {_ITEM_COLUMNS}
+RETURNING {ACTION_ITEM_COLUMNS}
 """
 
 _OPEN_DUE = f"""
-SELECT {_ITEM_COLUMNS}
+SELECT {ACTION_ITEM_COLUMNS}
   FROM action_items
  WHERE number = %s AND due_date = %s AND status = 'open'
  ORDER BY id
@@ -395,17 +375,8 @@ class ReviewActivities:
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
-                _UPDATE_ACTION_ITEM,
-                {
-                    "id": change.id,
-                    "number": data.number,
-                    "status": change.status.value if change.status else None,
-                    "owner": change.owner.strip() if change.owner else None,
-                    "set_due": change.clear_due or change.due_at is not None,
-                    "due_date": change.due_date,
-                    "due_at": change.due_at,
-                    "actor": change.actor,
-                },
+                CHANGE_ACTION_ITEM,
+                change_parameters(change, data.number),
             )
             row = await cur.fetchone()
         if row is None:
