@@ -112,6 +112,14 @@ class IncidentPolicy(BaseModel):
     review: ReviewPolicy | None = None
 
 
+class AlertSignal(BaseModel):
+    """An alert sent by signal-with-start (the integrations' fast path), with the policy
+    snapshot a new incident for its key starts with if this one is closing."""
+
+    alert: Alert
+    policy: IncidentPolicy
+
+
 class IncidentStart(BaseModel):
     """Input of ``IncidentWorkflow.run``; also what continue-as-new carries (``carried``)."""
 
@@ -121,6 +129,12 @@ class IncidentStart(BaseModel):
     #: ids of the latest alerts already counted, so a trigger the server asks the client to
     #: resend across continue-as-new is not counted twice
     alert_ids: list[str] = Field(default_factory=list)
+    #: the first alert signalled to the previous run after it stopped counting (it was
+    #: closing, handing over or continuing as new): this run counts it (a repeat or a reopen)
+    queued: AlertSignal | None = None
+    #: how many more arrived after it: repeats, counted as a number so that a storm during a
+    #: long drain cannot outgrow the payload limit (their ids travel in ``alert_ids``)
+    queued_repeats: int = Field(default=0, ge=0)
 
 
 class IncidentSnapshot(BaseModel):

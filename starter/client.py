@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowHistory,
@@ -24,8 +25,6 @@ from temporalio.client import (
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
 )
 from temporalio.exceptions import ApplicationError
@@ -40,10 +39,16 @@ from schemas.actions import (
     AlertRepeat,
     ResolveInput,
 )
-from schemas.classification import priority_for, severity_for
 from schemas.enums import Action, Severity, Status
 from schemas.failures import FailureType
-from schemas.incident import Alert, IncidentPolicy, IncidentRef, IncidentSnapshot, IncidentStart
+from schemas.incident import (
+    Alert,
+    AlertSignal,
+    IncidentPolicy,
+    IncidentRef,
+    IncidentSnapshot,
+    IncidentStart,
+)
 from schemas.lifecycle import handed_over, rejection_message, review_pending_message
 from schemas.policy import Policy, Service
 from schemas.policy_holder import PolicyHolder
@@ -57,6 +62,9 @@ from starter.errors import (
     UnknownService,
 )
 from workflows.incident import IncidentWorkflow
+
+#: seconds to wait for a just-started incident's number (its first activity)
+NUMBER_WAIT = 10.0
 
 
 class IncidentListing(BaseModel):
@@ -111,17 +119,48 @@ class IncidentClient:
             raise UnknownService(f"unknown service {name!r}; known services: {known}")
         return service
 
-    async def trigger(self, alert: Alert) -> IncidentRef:
-        """Open an incident for ``alert``, or count it against the open one with its key."""
+    def _identified(self, alert: Alert) -> tuple[Alert, IncidentStart, str]:
+        """``alert`` with its id (kept when the caller gave one: a resend is recognised) and
+        dedup key, the start input of a new incident for it, and its workflow ID."""
         service = self._service(alert.service)
         alert = alert.model_copy(
-            update={"alert_id": uuid.uuid4().hex, "dedup_key": alert.dedup_key or uuid.uuid4().hex}
+            update={
+                "alert_id": alert.alert_id or uuid.uuid4().hex,
+                "dedup_key": alert.dedup_key or uuid.uuid4().hex,
+            }
         )
         assert alert.dedup_key is not None
-        workflow_id = incident_workflow_id(service.name, alert.dedup_key)
-        priority = priority_for(alert.impact, alert.urgency)
-        severity = alert.severity or severity_for(priority)
         start = IncidentStart(alert=alert, policy=self.incident_policy(service))
+        return alert, start, incident_workflow_id(service.name, alert.dedup_key)
+
+    async def enqueue(self, alert: Alert) -> str:
+        """The fast path: hand ``alert`` to its incident by signal-with-start and return its
+        dedup key once Temporal has durably accepted it, without waiting for the number.
+
+        A new key starts an incident; an open one counts it (a repeat, or a reopen); a run
+        that is closing or continuing as new queues it and carries it to its next run
+        (``IncidentWorkflow.alert_received``), so it is never refused, lost or counted twice.
+        """
+        alert, start, workflow_id = self._identified(alert)
+        try:
+            await self.client.start_workflow(
+                IncidentWorkflow.run,
+                start,
+                id=workflow_id,
+                task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                search_attributes=sa.at_start(alert),
+                start_signal=IncidentWorkflow.alert_received.__name__,
+                start_signal_args=[AlertSignal(alert=alert, policy=start.policy)],
+            )
+        except RPCError as err:
+            raise _rpc_error(err) from err
+        assert alert.dedup_key is not None
+        return alert.dedup_key
+
+    async def trigger(self, alert: Alert) -> IncidentRef:
+        """Open an incident for ``alert``, or count it against the open one with its key."""
+        alert, start, workflow_id = self._identified(alert)
         # A run that is closing rejects new alerts; retry until its successor can start
         # (a run drains its notifications for at most a minute before it ends).
         for attempt in range(400):
@@ -131,14 +170,7 @@ class IncidentClient:
                 id=workflow_id,
                 task_queue=self.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(sa.INCIDENT_STATUS, Status.TRIGGERED.value),
-                        SearchAttributePair(sa.INCIDENT_SEVERITY, severity.value),
-                        SearchAttributePair(sa.INCIDENT_SERVICE, service.name),
-                        SearchAttributePair(sa.INCIDENT_PRIORITY, priority.value),
-                    ]
-                ),
+                search_attributes=sa.at_start(alert),
             )
             try:
                 ref: IncidentRef = await self.client.execute_update_with_start_workflow(
@@ -184,11 +216,19 @@ class IncidentClient:
         return True
 
     async def open_incident_for_key(self, service: str, dedup_key: str) -> str | None:
-        """Number of the incident open for an alert key, if any (PagerDuty ack/resolve by key)."""
+        """Number of the incident open for an alert key, if any (PagerDuty ack/resolve by key).
+
+        An incident started a moment ago by the fast path may not have its number yet: this
+        waits for it (a few workflow tasks), so an acknowledge right after a trigger acts.
+        """
         self._service(service)
         handle = self.client.get_workflow_handle(incident_workflow_id(service, dedup_key))
+        deadline = asyncio.get_running_loop().time() + NUMBER_WAIT
         try:
-            snapshot = await handle.query(IncidentWorkflow.state)
+            while not (snapshot := await handle.query(IncidentWorkflow.state)).number:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise ServiceUnavailable(f"incident {handle.id} has no number yet; try again")
+                await asyncio.sleep(0.05)
             description = await handle.describe()
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
@@ -326,8 +366,9 @@ class IncidentClient:
                     if wf.status == WorkflowExecutionStatus.RUNNING:
                         best = wf
                         break
-                    if wf.status == WorkflowExecutionStatus.COMPLETED:
-                        best = best or wf
+                    rank = _ended_rank(wf)
+                    if rank[0] > 0 and (best is None or rank > _ended_rank(best)):
+                        best = wf
             except RPCError as err:
                 raise _rpc_error(err) from err
             if best is not None:
@@ -346,6 +387,17 @@ class IncidentClient:
             if loop.time() > deadline:
                 raise IncidentNotFound(f"no incident {number}")
             await asyncio.sleep(0.1)
+
+
+def _ended_rank(wf: WorkflowExecution) -> tuple[int, float]:
+    """Which ended run holds a closed incident: the completed one, else the newest that
+    continued as new (its last run continues as the key's next incident when alerts arrived
+    while it was closing); other ends (terminated, failed) hold nothing."""
+    status = {
+        WorkflowExecutionStatus.COMPLETED: 2,
+        WorkflowExecutionStatus.CONTINUED_AS_NEW: 1,
+    }.get(wf.status or WorkflowExecutionStatus.TERMINATED, -1)
+    return (status, wf.start_time.timestamp() if wf.start_time else 0.0)
 
 
 def _failure_type(err: WorkflowUpdateFailedError) -> str | None:

@@ -60,8 +60,9 @@ async def test_integrations_resolve_without_acknowledging_and_reports_count_peop
         url = f"/api/v1/integrations/alertmanager/{api.names.key}"
         firing = alertmanager_alert("cafe0001", "web-1:8080")
         fired = await api.http.post(url, json=alertmanager_payload([firing]))
-        assert fired.status_code == 200, fired.text
-        am = fired.json()["results"][0]["number"]
+        assert fired.status_code == 202, fired.text
+        am = await api.stack.client.open_incident_for_key(api.names.service, "cafe0001")
+        assert am is not None
         clear = alertmanager_alert("cafe0001", "web-1:8080", status="resolved")
         cleared = await api.http.post(url, json=alertmanager_payload([clear], status="resolved"))
         assert cleared.json()["results"][0]["action"] == "cleared"

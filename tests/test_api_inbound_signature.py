@@ -99,5 +99,5 @@ async def test_signed_requests_only_and_replays_refused(
             ).status_code == 401
             assert not await workflow_exists(temporal_client, am_incident)
             am_ok = await http.post(url, content=am_body, headers=signed(am_body))
-            assert am_ok.status_code == 200, am_ok.text
+            assert am_ok.status_code == 202, am_ok.text
             assert await workflow_exists(temporal_client, am_incident)

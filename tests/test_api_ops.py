@@ -86,7 +86,7 @@ async def test_metrics_count_requests_incidents_and_notifications(
             'route="/api/v1/integrations/alertmanager/{integration_key}",status="415"} 1.0' in text
         )
         assert 'incidentflow_incidents_opened_total{severity="SEV2",source="api"} 1.0' in text
-        assert 'incidentflow_incidents_opened_total{severity="SEV1",source="pagerduty"} 1.0' in text
+        assert 'incidentflow_alerts_accepted_total{severity="SEV1",source="pagerduty"} 1.0' in text
         assert "incidentflow_http_request_duration_seconds_bucket" in text
         assert 'incidentflow_notifications{status="failed"}' in text
         assert "# TYPE incidentflow_notifications gauge" in text  # "pending" goes down

@@ -58,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.failures import FailureType
     from schemas.incident import (
         Alert,
+        AlertSignal,
         EscalationState,
         IncidentRef,
         IncidentSnapshot,
@@ -84,6 +85,10 @@ TYPED_ACTORS = "typed-actors"
 #: patch: ``close`` on a review-required incident starts its review at once; before it, the
 #: incident closed and its review was never scheduled
 CLOSE_STARTS_REVIEW = "close-starts-review"
+#: patch: alerts also arrive by signal (``alert_received``, the integrations' fast path); a
+#: run that ends holding alerts it could no longer count continues as new to count them
+#: (the same incident's next run, or a new incident for the key when this one closed)
+ALERT_SIGNALS = "alert-signals"
 
 #: how many recent alert ids a run remembers to recognise resent triggers
 RECENT_ALERT_IDS = 2000
@@ -117,6 +122,13 @@ class IncidentWorkflow:
         self._alert_ids: dict[str, None] = dict.fromkeys(start.alert_ids)
         if start.carried is None and start.alert.alert_id:
             self._alert_ids[start.alert.alert_id] = None
+        #: signalled alerts waiting to be counted (before the number is allocated, or after
+        #: this run stopped counting: closing, handing over, continuing as new): the first in
+        #: full, the rest as a count of repeats
+        self._queued = start.queued
+        self._queued_repeats = start.queued_repeats
+        #: a clear that arrived before the trigger step
+        self._early_clear: AlertClear | None = None
 
     # ------------------------------------------------------------------ main loop
     @workflow.run
@@ -137,6 +149,9 @@ class IncidentWorkflow:
             self._apply(self.rules.trigger(alert.actor, details, workflow.now()))
         self._upsert_search_attributes()
         sync = asyncio.create_task(self._sync_tickets())
+        self._count_queued()
+        if self._early_clear is not None:
+            self._apply(self.rules.clear_alert(self._early_clear.actor, workflow.now()))
 
         continue_as_new = False
         while self.s.status != Status.CLOSED:
@@ -172,6 +187,8 @@ class IncidentWorkflow:
                 workflow.logger.warning("closing with notifications still being retried")
         self._finished = True
         await sync
+        # No await from here on: an alert signalled after this point makes the server refuse
+        # this task's completion, and the retried task sees it in ``_queued``.
         # a close accepted while draining for continue-as-new handed over to the review:
         # the review owns the incident now, so this run ends instead of continuing
         if continue_as_new and not self._handing_over:
@@ -181,7 +198,22 @@ class IncidentWorkflow:
                     policy=self.policy,
                     carried=self.s,
                     alert_ids=list(self._alert_ids),
+                    queued=self._queued,
+                    queued_repeats=self._queued_repeats,
                 )
+            )
+        if self._queued is not None and workflow.patched(ALERT_SIGNALS):
+            # closed or handed over with alerts signalled meanwhile: the first opens the
+            # key's next incident (a new number), the rest count against it
+            first = self._queued
+            workflow.continue_as_new(
+                IncidentStart(
+                    alert=first.alert,
+                    policy=first.policy,
+                    alert_ids=list(self._alert_ids),
+                    queued_repeats=self._queued_repeats,
+                ),
+                search_attributes=sa.at_start(first.alert),
             )
         return self.s.summary()
 
@@ -210,12 +242,57 @@ class IncidentWorkflow:
             return self._ref(created=True)
         if alert.alert_id in self._alert_ids:
             return self._ref(created=False)  # a resend of an alert already counted
+        self._remember(alert)
+        if self.s.status == Status.CLOSED:
+            raise ApplicationError(f"{self.s.number} is closed", type=FailureType.INCIDENT_CLOSED)
+        return self._count(alert)
+
+    @workflow.signal
+    def alert_received(self, sent: AlertSignal) -> None:
+        """Trigger by signal-with-start (the fast path: the sender is answered once Temporal
+        holds the signal). Counted now when this run counts alerts; otherwise queued and
+        carried, so an alert is never lost and, by its id, never counted twice."""
+        alert = sent.alert
+        if alert.alert_id and (
+            alert.alert_id == self.start_alert.alert_id or alert.alert_id in self._alert_ids
+        ):
+            return  # the start's own alert, or a resend
+        self._remember(alert)
+        if self._queued is None:
+            self._queued = sent
+        else:
+            self._queued_repeats += 1
+        self._count_queued()
+
+    def _counts_alerts(self) -> bool:
+        """Whether an alert arriving now counts against this run's incident."""
+        return (
+            bool(self.s.number)
+            and self.s.status != Status.CLOSED
+            and not (self._handing_over or self._continuing or self._finished)
+        )
+
+    def _count_queued(self) -> None:
+        """Count what arrived while this run could not (the previous run's too)."""
+        if not self._counts_alerts():
+            return
+        actor = self.start_alert.actor
+        if self._queued is not None:
+            actor = self._queued.alert.actor
+            self._count(self._queued.alert)
+            self._queued = None
+        for _ in range(self._queued_repeats):
+            self._apply(self.rules.count_repeat(actor, workflow.now()))
+        self._queued_repeats = 0
+
+    def _remember(self, alert: Alert) -> None:
         if alert.alert_id:
             self._alert_ids[alert.alert_id] = None
             while len(self._alert_ids) > RECENT_ALERT_IDS:
                 del self._alert_ids[next(iter(self._alert_ids))]
-        if self.s.status == Status.CLOSED:
-            raise ApplicationError(f"{self.s.number} is closed", type=FailureType.INCIDENT_CLOSED)
+
+    def _count(self, alert: Alert) -> IncidentRef:
+        """A repeat of the open incident's alert, or a reopen of a resolved one."""
         if self.s.status == Status.RESOLVED:
             reason = f"alert fired again: {alert.title}"
             self._apply(self.rules.reopen(alert.actor, reason, workflow.now()))
@@ -235,11 +312,19 @@ class IncidentWorkflow:
 
     @workflow.signal
     def alert_repeated(self, repeat: AlertRepeat) -> None:
+        if not self.s.number and workflow.patched(ALERT_SIGNALS):
+            self._queued_repeats += 1  # before the trigger: counted right after it
+            return
         if self.rules.is_open():
             self._apply(self.rules.count_repeat(MONITORING, workflow.now()))
 
     @workflow.signal
     def alert_cleared(self, clear: AlertClear) -> None:
+        if not self.s.number and workflow.patched(ALERT_SIGNALS):
+            # the fast path answers before the trigger step: a clear sent right after the
+            # alert (a flapping check) applies after it, never before
+            self._early_clear = clear
+            return
         self._apply(self.rules.clear_alert(clear.actor, workflow.now()))
 
     # ------------------------------------------------------------------ responder updates

@@ -8,10 +8,11 @@ incidents need no worker to replay them; the ``X-Incident-Source`` header says w
 request models created at import time, and FastAPI reads their annotations at runtime.)
 """
 
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import psycopg
-from fastapi import APIRouter, Body, Depends, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Response
+from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 from temporalio.client import WorkflowExecutionStatus
@@ -75,6 +76,22 @@ class CreateIncident(BaseModel):
     links: list[Link] = Field(default_factory=list)
     source: str = Field(default="api", min_length=1, max_length=100)
     occurred_at: Instant | None = None
+
+
+class AlertAccepted(BaseModel):
+    """``Prefer: respond-async``: Temporal holds the alert; its incident opens (or counts
+    it) next. Find it by its ``dedup_key`` in the incident list or with the ticket."""
+
+    status: Literal["accepted"] = "accepted"
+    dedup_key: str
+
+
+def wants_async(prefer: str | None) -> bool:
+    """Whether a ``Prefer`` header (RFC 7240) asks for ``respond-async``."""
+    return any(
+        part.split(";", 1)[0].split("=", 1)[0].strip().lower() == "respond-async"
+        for part in (prefer or "").split(",")
+    )
 
 
 class Timeline(BaseModel):
@@ -175,12 +192,27 @@ async def load_incident(ctx: ApiContext, number: str) -> tuple[IncidentSnapshot,
     responses={
         200: {"model": IncidentRef, "description": "attached to the open incident of its key"},
         201: {"description": "a new incident was opened"},
+        202: {
+            "model": AlertAccepted,
+            "description": "Prefer: respond-async: accepted, the incident opens next",
+        },
     },
     summary="Open an incident",
 )
 async def create_incident(
-    body: CreateIncident, principal: Ingest, ctx: Ctx, response: Response
-) -> IncidentRef:
+    body: CreateIncident,
+    principal: Ingest,
+    ctx: Ctx,
+    response: Response,
+    prefer: Annotated[
+        str | None,
+        Header(
+            max_length=1024,
+            description="respond-async: answer 202 once Temporal holds the alert, "
+            "without waiting for the incident's number",
+        ),
+    ] = None,
+) -> Any:
     try:
         alert = ingest.build_alert(
             ctx.policy,
@@ -201,6 +233,13 @@ async def create_incident(
         )
     except ValueError as exc:
         raise UnknownService(str(exc)) from exc  # no service named, none routed by a rule
+    if wants_async(prefer):
+        key = await ingest.enqueue(ctx, alert)
+        return JSONResponse(
+            AlertAccepted(dedup_key=key).model_dump(),
+            status_code=202,
+            headers={"Preference-Applied": "respond-async"},
+        )
     ref = await ingest.trigger(ctx, alert)
     response.status_code = 201 if ref.created else 200
     response.headers["Location"] = f"/api/v1/incidents/{ref.number}"

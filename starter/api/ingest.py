@@ -70,6 +70,14 @@ def effective_severity(alert: Alert) -> Severity:
     return alert.severity or severity_for(priority_for(alert.impact, alert.urgency))
 
 
+async def enqueue(ctx: ApiContext, alert: Alert) -> str:
+    """The fast path: answer once Temporal durably holds the alert (signal-with-start), not
+    once its number, ticket and pages exist; returns the dedup key (generated if absent)."""
+    key = await ctx.temporal_call(ctx.client().enqueue(alert))
+    ctx.metrics.alerts_accepted.labels(effective_severity(alert).value, alert.source).inc()
+    return key
+
+
 async def trigger(ctx: ApiContext, alert: Alert) -> IncidentRef:
     """Open (or count against the open) incident, and count opened incidents for /metrics."""
     ref = await ctx.temporal_call(ctx.client().trigger(alert))

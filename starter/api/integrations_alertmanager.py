@@ -8,6 +8,8 @@ in metrics or errors).
 - One incident per alert **fingerprint** (dedup key = fingerprint). With ``?group=true``, one
   incident per alert **group** (dedup key = ``groupKey``), titled from the common annotations.
 - ``firing`` alerts trigger; for a key whose incident is already open that counts as a repeat.
+  The answer (202) comes once Temporal durably holds each alert (signal-with-start), without
+  waiting for numbers, tickets or pages: a storm is answered at the server's pace.
 - ``resolved`` alerts clear their incident (which resolves it where the service's policy
   auto-resolves).
 - Labels run through the policy's classification rules; the incident's service is the one the
@@ -96,9 +98,9 @@ class AmWebhook(BaseModel):
 class AmOutcome(BaseModel):
     dedup_key: str
     status: Literal["firing", "resolved"]
-    #: created / repeated / reopened / cleared / no_open_incident
-    action: str
-    number: str | None = None
+    #: accepted (firing: handed to its incident, which opens, repeats or reopens) / cleared /
+    #: no_open_incident
+    action: Literal["accepted", "cleared", "no_open_incident"]
 
 
 class AmResult(BaseModel):
@@ -195,10 +197,8 @@ def group_alert_from(service: Service, payload: AmWebhook, policy: Any) -> Alert
 
 
 async def _fire(ctx: ApiContext, alert: Alert) -> AmOutcome:
-    ref = await ingest.trigger(ctx, alert)
-    action = "created" if ref.created else "reopened" if ref.reopened else "repeated"
-    assert alert.dedup_key is not None
-    return AmOutcome(dedup_key=alert.dedup_key, status="firing", action=action, number=ref.number)
+    key = await ingest.enqueue(ctx, alert)
+    return AmOutcome(dedup_key=key, status="firing", action="accepted")
 
 
 async def _clear(ctx: ApiContext, service: Service, key: str, at: datetime | None) -> AmOutcome:
@@ -212,6 +212,7 @@ async def _clear(ctx: ApiContext, service: Service, key: str, at: datetime | Non
 
 @router.post(
     "/alertmanager/{integration_key}",
+    status_code=202,
     response_model=AmResult,
     responses=ERROR_RESPONSES,
     summary="Prometheus Alertmanager webhook (v4)",

@@ -6,7 +6,9 @@ A client written for PagerDuty works by changing only its base URL: the request 
 
 - ``routing_key`` is one of a service's ``integration_keys`` (the only credential).
 - ``trigger`` opens an incident, or counts a repeat against the open one with the same
-  ``dedup_key``; a missing ``dedup_key`` is generated and returned.
+  ``dedup_key``; a missing ``dedup_key`` is generated and returned. The 202 comes as soon as
+  Temporal durably holds the event (signal-with-start), as PagerDuty's own does: the number,
+  ticket and pages follow (``IncidentClient.enqueue``).
 - ``acknowledge`` / ``resolve`` act on the incident open for ``dedup_key`` (actor: the
   ``pagerduty`` integration). No open incident, or one already past that step: 202, nothing
   changes. An ``acknowledge`` counts as the incident's acknowledgement (a person acknowledged
@@ -155,7 +157,7 @@ async def _trigger(ctx: ApiContext, service: Service, event: PdEvent, key: str) 
         links=links,
         occurred_at=payload.timestamp,
     )
-    await ingest.trigger(ctx, alert)
+    await ingest.enqueue(ctx, alert)
 
 
 async def _acknowledge_or_resolve(

@@ -64,6 +64,13 @@ class ApiMetrics:
             ["severity", "source"],
             registry=self.registry,
         )
+        self.alerts_accepted = Counter(
+            "incidentflow_alerts_accepted",
+            "Alerts handed to Temporal without waiting for their incident (the fast path of "
+            "the integrations and Prefer: respond-async), by severity and source",
+            ["severity", "source"],
+            registry=self.registry,
+        )
         self._notifications = _NotificationCollector()
         self.registry.register(self._notifications)
 

@@ -1,0 +1,190 @@
+"""The integrations' fast path: an alert is answered once Temporal holds it (signal-with-start)
+and is never lost nor counted twice, even when it reaches a run that is closing or
+continuing as new (``IncidentWorkflow.alert_received``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from schemas.actions import CancelInput
+from schemas.actors import Person
+from schemas.enums import Action
+from schemas.incident import Alert
+from schemas.policy_file import load_policy
+from tests.conftest import wait_for
+from tests.support_api import alertmanager_alert, alertmanager_payload, api_stack
+from tests.support_drills import drill_policy_yaml, fetch_all
+from tests.support_incidents import Stack, record_history, running_stack
+from tests.support_receivers import HttpReceiver
+
+#: alerts in the flood: the incident is cancelled halfway, so some reach a run that counts
+#: them, some the closing run (which carries them), some its successor
+FLOOD = 400
+CLIENTS = 32
+#: of which this many are sent twice with the same alert id (a retried signal)
+RESENT = 40
+
+
+@asynccontextmanager
+async def closing_slowly(
+    temporal: Client, database_url: str, task_queue: str, tmp_path: Path, key: str
+) -> AsyncIterator[tuple[Stack, str]]:
+    """A stack and an open incident for ``key`` whose first page fails twice, so a run that
+    closes drains it for about 3 s (1 s + 2 s of retry backoff): alerts sent meanwhile reach
+    the closing run."""
+    with HttpReceiver() as receiver:
+        policy_file = tmp_path / "policy.yaml"
+        users = [{"name": "l1", "webhook": receiver.url("/l1")}]
+        policy_file.write_text(drill_policy_yaml(users=users, level_delay="300s"))
+        receiver.script("/l1", 500, 500)
+        policy = load_policy(policy_file)
+        async with running_stack(temporal, database_url, task_queue, policy) as st:
+            await st.client.enqueue(Alert(service="checkout", title="disk full", dedup_key=key))
+            number = await st.client.open_incident_for_key("checkout", key)
+            assert number is not None
+            await receiver.wait_requests("/l1", 1, within=15)
+            yield st, number
+
+
+async def cancel(st: Stack, number: str) -> None:
+    await st.client.act(
+        number, Action.CANCEL, CancelInput(actor=Person(name="alice"), reason="drill")
+    )
+
+
+async def counted(database_url: str, key: str, alerts: int) -> list[tuple[str, int]]:
+    """The key's incidents (number, alert count) once they count ``alerts`` in all; fails at
+    once when they count more."""
+
+    async def probe() -> list[tuple[str, int]] | None:
+        rows = await fetch_all(
+            database_url,
+            "SELECT number, alert_count FROM incidents WHERE dedup_key = %s ORDER BY created_at",
+            key,
+        )
+        total = sum(count for _, count in rows)
+        assert total <= alerts, f"{alerts} alerts counted as {total}: {rows}"
+        return rows if total == alerts else None
+
+    rows: list[tuple[str, int]] = await wait_for(probe, timeout=30, message=f"{alerts} alerts")
+    return rows
+
+
+async def continued_as_the_next_incident(temporal: Client, number: str) -> bool:
+    """Whether the incident's last run carried alerts into the key's next incident (it
+    continued as new instead of completing)."""
+    ended = {wf.status async for wf in temporal.list_workflows(f"IncidentNumber = '{number}'")}
+    return WorkflowExecutionStatus.COMPLETED not in ended
+
+
+async def test_alerts_to_a_closing_run_open_the_next_incident(
+    temporal_client: Client, database_url: str, task_queue: str, tmp_path: Path
+) -> None:
+    key = f"closing-{uuid.uuid4().hex[:8]}"
+    async with closing_slowly(temporal_client, database_url, task_queue, tmp_path, key) as (
+        st,
+        first,
+    ):
+        await cancel(st, first)
+        alert = Alert(service="checkout", title="disk full again", dedup_key=key)
+        for _ in range(3):
+            assert await st.client.enqueue(alert) == key
+        rows = await counted(database_url, key, 4)
+        assert rows[0] == (first, 1) and rows[1][1] == 3, rows
+        assert await continued_as_the_next_incident(temporal_client, first)
+        assert (await st.client.get(first)).status == "closed"
+        second = await st.client.get(rows[1][0])
+        assert (second.status, second.title, second.alert_count) == ("triggered", alert.title, 3)
+        await record_history(st, first, "fast_path_closing_run_carries_alerts")
+
+
+async def test_flood_across_close_and_continue_as_new_counts_every_alert_once(
+    temporal_client: Client, database_url: str, task_queue: str, tmp_path: Path
+) -> None:
+    key = f"storm-{uuid.uuid4().hex[:8]}"
+    async with closing_slowly(temporal_client, database_url, task_queue, tmp_path, key) as (
+        st,
+        first,
+    ):
+        alert = Alert(service="checkout", title="disk full", dedup_key=key)
+        ids = [uuid.uuid4().hex for _ in range(FLOOD)]
+        sends = ids + ids[:RESENT]  # a resent signal carries the same alert id
+        gate = asyncio.Semaphore(CLIENTS)
+        halfway = asyncio.Event()
+        accepted = 0
+
+        async def send(alert_id: str) -> str:
+            nonlocal accepted
+            async with gate:
+                key = await st.client.enqueue(alert.model_copy(update={"alert_id": alert_id}))
+            accepted += 1
+            if accepted == FLOOD // 2:
+                halfway.set()
+            return key
+
+        started = time.monotonic()
+        flood = asyncio.gather(*(send(i) for i in sends))
+        await halfway.wait()
+        await cancel(st, first)
+        assert set(await flood) == {key}
+        took = time.monotonic() - started
+        rows = await counted(database_url, key, FLOOD + 1)
+        assert rows[0][0] == first and len(rows) == 2, rows
+        assert await continued_as_the_next_incident(temporal_client, first)
+        print(f"\nflood: {len(sends)} signals in {took:.1f}s ({len(sends) / took:.0f}/s): {rows}")
+
+
+async def test_integrations_and_respond_async_answer_before_the_number(
+    temporal_client: Client, database_url: str, task_queue: str
+) -> None:
+    async with api_stack(temporal_client, database_url, task_queue) as api:
+        body = {"title": "queue backlog", "service": api.names.service, "dedup_key": "backlog"}
+        accepted = await api.http.post(
+            "/api/v1/incidents",
+            json=body,
+            headers={**api.auth("ingest"), "Prefer": "respond-async"},
+        )
+        assert accepted.status_code == 202, accepted.text
+        assert accepted.json() == {"status": "accepted", "dedup_key": "backlog"}
+        assert accepted.headers["Preference-Applied"] == "respond-async"
+
+        # without the preference the native API still answers with the number
+        repeated = await api.http.post("/api/v1/incidents", json=body, headers=api.auth("ingest"))
+        assert repeated.status_code == 200, repeated.text
+        assert repeated.json()["alert_count"] == 2
+        number = repeated.json()["number"]
+        timeline = await api.http.get(
+            f"/api/v1/incidents/{number}/timeline", headers=api.auth("read")
+        )
+        assert timeline.json()["events"][0]["kind"] == "triggered"
+
+        # Alertmanager: a flapping check fires and clears back to back; the clear reaches the
+        # new run before its trigger step and is applied after it, never before
+        url = f"/api/v1/integrations/alertmanager/{api.names.key}"
+        firing = alertmanager_alert("f1a9f1a9", "web-7:8080")
+        fired = await api.http.post(url, json=alertmanager_payload([firing]))
+        clear = alertmanager_alert("f1a9f1a9", "web-7:8080", status="resolved")
+        cleared = await api.http.post(url, json=alertmanager_payload([clear], status="resolved"))
+        assert (fired.status_code, cleared.status_code) == (202, 202), cleared.text
+        assert cleared.json()["results"][0]["action"] == "cleared"
+        flapped = await api.stack.client.open_incident_for_key(api.names.service, "f1a9f1a9")
+        assert flapped is None  # resolved already, or about to be
+
+        async def resolved() -> list[str] | None:
+            rows = await fetch_all(
+                database_url,
+                "SELECT e.kind FROM incident_events e JOIN incidents i USING (number) "
+                "WHERE i.dedup_key = 'f1a9f1a9' ORDER BY e.seq",
+            )
+            kinds = [kind for (kind,) in rows]
+            return kinds if "resolved" in kinds else None
+
+        kinds = await wait_for(resolved, timeout=15, message="the flapping alert resolved")
+        assert kinds == ["triggered", "alert_cleared", "resolved"], kinds
