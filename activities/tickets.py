@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.knowledge import REFRESH_SEARCH
 from schemas.activity_io import (
     ALLOCATE_INCIDENT_NUMBER,
     RECORD_INCIDENT,
@@ -124,7 +125,8 @@ class TicketActivities:
 
     @activity.defn(name=RECORD_INCIDENT)
     async def record_incident(self, data: RecordIncidentInput) -> None:
-        """Upsert the incident row and its events in one transaction (one round trip)."""
+        """Upsert the incident row and its events, and refresh its search document, in one
+        transaction (one round trip)."""
         row = _incident_row(data.snapshot)
         events = _event_params(data.snapshot.number, data.events)
         started = time.perf_counter()
@@ -132,6 +134,7 @@ class TicketActivities:
             await conn.execute(_UPSERT_INCIDENT, row)
             if events is not None:
                 await conn.execute(_UPSERT_EVENTS, events)
+            await conn.execute(REFRESH_SEARCH, (data.snapshot.number,))
         ticket_write(activity_meter(), time.perf_counter() - started)
 
 

@@ -119,6 +119,9 @@ async def test_every_endpoint_by_every_scope(
             url = template.format(name="matrix-beat")
             matrix.append(("POST", template, url, body, Scope.INGEST))
         matrix.append(("GET", "/api/v1/heartbeats", "/api/v1/heartbeats", None, Scope.READ))
+        similar = "/api/v1/incidents/{number}/similar"
+        matrix.append(("GET", similar, similar.format(number=number), None, Scope.READ))
+        matrix.append(("GET", "/api/v1/search", "/api/v1/search?q=matrix", None, Scope.READ))
 
         # the matrix covers every bearer-authenticated operation the app has
         documented = {

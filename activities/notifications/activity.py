@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.knowledge import seen_before
 from activities.notifications.channels.apprise_channel import send_apprise
 from activities.notifications.channels.console import send_console
 from activities.notifications.channels.email import send_email
@@ -34,7 +35,7 @@ from activities.notifications.errors import DeliveryError, permanent, transient
 from activities.notifications.rendering import RenderedMessage, Renderer
 from schemas.ack_tokens import AckClaim, sign_ack
 from schemas.activity_io import NOTIFY, FailedDelivery, NotifyInput, NotifyResult
-from schemas.enums import Action, ChannelKind, TargetKind
+from schemas.enums import Action, ChannelKind, EventKind, TargetKind
 from schemas.failures import FailureType
 from schemas.lifecycle import is_legal
 from schemas.links import ack_url, incident_url
@@ -45,6 +46,8 @@ from schemas.telemetry import activity_meter, page_failed, page_sent
 
 #: ``ApplicationError.type`` of the retryable error raised for transient failures
 TRANSIENT_ERROR_TYPE = FailureType.NOTIFICATION_DELIVERY_RETRY
+#: the longest a trigger's page waits for its "Seen before" line
+SEEN_BEFORE_TIMEOUT_SECONDS = 2.0
 
 # Record the key if new and claim it (attempts + 1) while it is pending: one round trip.
 # No row back means the key is already sent or failed.
@@ -132,6 +135,7 @@ class NotifyActivities:
 
     @activity.defn(name=NOTIFY)
     async def notify(self, input: NotifyInput) -> NotifyResult:
+        seen = await self._seen_before(input)
         resolution = resolve(
             self.policy,
             input.incident.number,
@@ -140,7 +144,8 @@ class NotifyActivities:
             input.event.at,
         )
         outcomes = await asyncio.gather(
-            *(self._deliver(input, d) for d in resolution.deliveries), return_exceptions=True
+            *(self._deliver(input, d, seen) for d in resolution.deliveries),
+            return_exceptions=True,
         )
         errors = [o for o in outcomes if isinstance(o, BaseException)]
         if errors:
@@ -173,12 +178,29 @@ class NotifyActivities:
             recipients=resolution.recipients,
         )
 
+    async def _seen_before(self, input: NotifyInput) -> str | None:
+        """The "Seen before" line of a trigger's page; a page never waits on it for long
+        nor fails for it (the knowledge base is a help, the page is the duty)."""
+        if input.event.kind != EventKind.TRIGGERED:
+            return None
+        try:
+            return await asyncio.wait_for(
+                seen_before(self.pool, input.incident), SEEN_BEFORE_TIMEOUT_SECONDS
+            )
+        except Exception as exc:
+            activity.logger.warning(
+                "similar incidents of %s not looked up: %s", input.incident.number, exc
+            )
+            return None
+
     def _client(self) -> httpx.AsyncClient:
         if self.http is None:
             self.http = httpx.AsyncClient(follow_redirects=False)
         return self.http
 
-    async def _deliver(self, input: NotifyInput, delivery: Delivery) -> _Outcome:
+    async def _deliver(
+        self, input: NotifyInput, delivery: Delivery, seen_before: str | None = None
+    ) -> _Outcome:
         key = delivery.key
         async with self.pool.connection() as conn:
             claim = await conn.execute(
@@ -213,6 +235,7 @@ class NotifyActivities:
                     recipient=delivery.display_name or delivery.recipient,
                     link=incident_url(self.base_url, input.incident.number),
                     ack_link=ack_link,
+                    seen_before=seen_before,
                 )
             except Exception as exc:  # a broken (override) template must not block others
                 raise permanent(f"template error: {type(exc).__name__}: {exc}") from exc

@@ -126,9 +126,11 @@ class Renderer:
         recipient: str,
         link: str,
         ack_link: str | None = None,
+        seen_before: str | None = None,
     ) -> RenderedMessage:
         """``link`` opens the incident's page; ``ack_link``, when given (pages to a user),
-        acknowledges as that user in one tap (``schemas.ack_tokens``)."""
+        acknowledges as that user in one tap (``schemas.ack_tokens``); ``seen_before`` is
+        the most similar resolved past incident in one line (``schemas.similarity``)."""
         context: dict[str, Any] = {
             "incident": incident,
             "event": event,
@@ -137,6 +139,7 @@ class Renderer:
             "recipient": recipient,
             "link": link,
             "ack_link": ack_link,
+            "seen_before": seen_before,
         }
         module = self.env.get_template(self.kind_template(str(event.kind))).make_module(context)
         macros: Any = module  # the kind template's macros are attributes of its module

@@ -29,6 +29,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.knowledge import REFRESH_SEARCH
 from activities.notifications.channels.email import parse_address, send_message
 from activities.notifications.errors import DeliveryError
 from activities.reviews.invite import build_invite_email, invite_subject
@@ -200,6 +201,7 @@ class ReviewActivities:
                     "completed_at": completed_at,
                 },
             )
+            await conn.execute(REFRESH_SEARCH, (review.number,))
 
     @activity.defn(name=COMPLETE_HAND_OVER)
     async def complete_hand_over(self, data: HandOverInput) -> bool:

@@ -28,6 +28,7 @@ from starter.api import (
     incidents,
     integrations_alertmanager,
     integrations_pagerduty,
+    knowledge,
     ops,
     reports,
     reviews,
@@ -115,6 +116,7 @@ def create_app(
     ctx.metrics.registry.register(admin.PolicyInfoCollector(holder))
     reviews.document_policy_users(app, holder.current)
     app.include_router(heartbeats.router)
+    app.include_router(knowledge.router)
     install_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=options.max_body_bytes, max_depth=options.max_json_depth

@@ -14,6 +14,8 @@ from schemas.actions import ACTION_SPECS
 from schemas.enums import Action, Clock, EventKind, Scope
 from schemas.incident import IncidentSnapshot
 from schemas.lifecycle import OPEN_STATUSES
+from schemas.similarity import SimilarIncident
+from starter import knowledge_read
 from starter.dashboard.forms import forms_for, parse_action
 from starter.dashboard.pages import (
     NUMBER,
@@ -56,7 +58,11 @@ def clocks(snapshot: IncidentSnapshot) -> list[dict[str, Any]]:
 
 
 def incident_values(
-    request: Request, snapshot: IncidentSnapshot, user: SessionUser, review: Any
+    request: Request,
+    snapshot: IncidentSnapshot,
+    user: SessionUser,
+    review: Any,
+    similar: list[SimilarIncident] | None = None,
 ) -> dict[str, Any]:
     ctx = ctx_of(request)
     notes = [e for e in snapshot.timeline if e.kind == EventKind.NOTE_ADDED]
@@ -71,6 +77,7 @@ def incident_values(
         "updates": list(reversed(updates)),
         "timeline": list(reversed(snapshot.timeline)),
         "review": review,
+        "similar": similar or [],
     }
 
 
@@ -89,7 +96,10 @@ async def incident_response(
     ctx = ctx_of(request)
     snapshot = await load_snapshot(ctx, number)
     review = await review_view(ctx, number)
-    values = incident_values(request, snapshot, user, review)
+    similar = await knowledge_read.similar(ctx.db(), number)
+    values = incident_values(
+        request, snapshot, user, review, similar.items if similar is not None else None
+    )
     return render(
         dashboard_of(request),
         request,

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from schemas.enums import Clock, Severity, Status
 from schemas.incident import Breach, Deadlines
 from schemas.lifecycle import OPEN_STATUSES
+from starter import knowledge_read
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection]
 
@@ -26,7 +27,11 @@ class BoardFilters(BaseModel):
     status: str = "open"
     severity: Severity | None = None
     service: str | None = None
-    q: str | None = Field(default=None, max_length=200, description="title contains")
+    q: str | None = Field(
+        default=None,
+        max_length=200,
+        description="words in the incident's text or postmortem, or part of its title",
+    )
 
 
 class BoardRow(BaseModel):
@@ -67,14 +72,10 @@ SELECT number, title, service, status, severity, priority, commander, escalation
  WHERE ({status_clause})
    AND (%(severity)s::text IS NULL OR severity = %(severity)s::text)
    AND (%(service)s::text IS NULL OR service = %(service)s::text)
-   AND (%(q)s::text IS NULL OR title ILIKE '%%' || %(q)s::text || '%%')
+   AND ({search_clause})
  ORDER BY (status = ANY(%(open)s)) DESC, severity, created_at DESC, number_seq DESC
  LIMIT %(limit)s
 """
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 async def board(pool: Pool, filters: BoardFilters, *, limit: int = 200) -> list[BoardRow]:
@@ -82,7 +83,6 @@ async def board(pool: Pool, filters: BoardFilters, *, limit: int = 200) -> list[
     params: dict[str, Any] = {
         "severity": filters.severity.value if filters.severity else None,
         "service": filters.service or None,
-        "q": _escape_like(filters.q) if filters.q else None,
         "open": [s.value for s in OPEN_STATUSES],
         "limit": limit,
     }
@@ -93,9 +93,14 @@ async def board(pool: Pool, filters: BoardFilters, *, limit: int = 200) -> list[
     else:
         status_clause = "status = %(status)s"
         params["status"] = Status(filters.status).value
+    search_clause = "TRUE"
+    if filters.q:
+        search_clause = knowledge_read.MATCH
+        params.update(knowledge_read.match_params(filters.q))
     async with pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(_BOARD.replace("{status_clause}", status_clause), params)
+        query = _BOARD.replace("{status_clause}", status_clause)
+        await cur.execute(query.replace("{search_clause}", search_clause), params)
         rows = await cur.fetchall()
     return [BoardRow.model_validate(r) for r in rows]
 
