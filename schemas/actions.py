@@ -4,9 +4,9 @@ can be added later without breaking running workflows."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from schemas.actors import MONITORING, Actor
 from schemas.enums import Action, Role, Severity
@@ -89,6 +89,32 @@ class MergeInput(ActionInput):
     into: str = Field(min_length=1, pattern=r"^INC-\d+$")
 
 
+class PauseInput(ActionInput):
+    """Stop the clocks the severity pauses (mitigate and resolve by default, never ack),
+    e.g. while waiting on a vendor; ``until`` resumes them by itself."""
+
+    reason: str = Field(min_length=1, max_length=4000)
+    until: AwareDatetime | None = Field(
+        default=None, description="resume by itself at this instant (RFC 3339 with an offset)"
+    )
+
+    @field_validator("until")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("until is out of range") from None
+
+
+class ResumeInput(ActionInput):
+    """Restart the paused clocks with the business time they had left."""
+
+    note: str | None = None
+
+
 class AlertRepeat(BaseModel):
     """Signal payload: the same alert fired again."""
 
@@ -152,5 +178,7 @@ ACTION_SPECS: dict[Action, ActionSpec] = {
         ),
         ActionSpec(Action.ESCALATE, "escalate", EscalateInput, "escalate", "Escalate"),
         ActionSpec(Action.MERGE_INTO, "merge_into", MergeInput, "merge", "Merge as duplicate"),
+        ActionSpec(Action.PAUSE, "pause", PauseInput, "pause", "Pause clocks"),
+        ActionSpec(Action.RESUME, "resume", ResumeInput, "resume", "Resume clocks"),
     )
 }

@@ -76,6 +76,8 @@ class Action(StrEnum):
     POST_STATUS_UPDATE = "post_status_update"
     ESCALATE = "escalate"
     MERGE_INTO = "merge_into"
+    PAUSE = "pause"
+    RESUME = "resume"
 
 
 class EventKind(StrEnum):
@@ -98,6 +100,10 @@ class EventKind(StrEnum):
     STATUS_UPDATE_DUE = "status_update_due"
     ESCALATED = "escalated"
     ESCALATION_EXHAUSTED = "escalation_exhausted"
+    #: a level limited to a calendar waits for its working hours (``levels[].when``)
+    ESCALATION_HELD = "escalation_held"
+    PAUSED = "paused"
+    RESUMED = "resumed"
     SLA_BREACHED = "sla_breached"
     MERGED = "merged"
     NOTIFICATION_FAILED = "notification_failed"

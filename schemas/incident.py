@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.actors import MONITORING, Actor
+from schemas.calendars import ALWAYS_CALENDAR, Calendar
 from schemas.enums import (
     Category,
     Clock,
@@ -72,6 +73,8 @@ class Deadlines(BaseModel):
     resolve: datetime | None = None
     update: datetime | None = None
     next_escalation: datetime | None = None
+    #: when a pause with ``until`` resumes by itself
+    resume: datetime | None = None
 
     def get(self, clock: Clock) -> datetime | None:
         value: datetime | None = getattr(self, clock.value)
@@ -94,6 +97,9 @@ class EscalationState(BaseModel):
     exhausted: bool = False
     #: escalation runs only while this is true (stops on acknowledge)
     active: bool = True
+    #: ``level`` waits for its calendar's working hours (``levels[].when``) before paging;
+    #: ``Deadlines.next_escalation`` is when they begin
+    held: bool = False
     #: highest level reached, for reports
     max_level: int = 0
 
@@ -110,6 +116,36 @@ class IncidentPolicy(BaseModel):
     #: the policy's review section (meeting time, zone, holidays, reminders, owner);
     #: ``None`` means ReviewPolicy's defaults
     review: ReviewPolicy | None = None
+    #: the policy's calendars by name (``SeverityPolicy.calendar``, ``levels[].when``);
+    #: a name not here counts 24x7
+    calendars: dict[str, Calendar] = Field(default_factory=dict)
+
+    def calendar(self, name: str | None) -> Calendar:
+        return self.calendars.get(name or "", ALWAYS_CALENDAR)
+
+
+class Pause(BaseModel):
+    """A pause in force: the clocks it stopped and the business time each had left."""
+
+    reason: str
+    actor: str
+    since: datetime
+    until: datetime | None = None
+    #: business seconds each stopped clock had left when paused
+    left: dict[Clock, float] = Field(default_factory=dict)
+
+
+class PausedSpan(BaseModel):
+    """A pause that ended: this wall-clock stretch did not count on ``clocks``."""
+
+    start: datetime
+    end: datetime
+    reason: str
+    clocks: list[Clock] = Field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
 
 
 class AlertSignal(BaseModel):
@@ -172,12 +208,24 @@ class IncidentSnapshot(BaseModel):
     participants: list[str] = Field(default_factory=list)
     deadlines: Deadlines = Field(default_factory=Deadlines)
     breaches: list[Breach] = Field(default_factory=list)
+    #: the pause in force (``paused: <reason>``), and the pauses that ended
+    paused: Pause | None = None
+    pauses: list[PausedSpan] = Field(default_factory=list)
+    #: the calendar of each clock that does not count 24x7 (countdowns in business time)
+    clock_calendars: dict[Clock, Calendar] = Field(default_factory=dict)
     escalation: EscalationState
     merged_into: str | None = None
     close_reason: str | None = None
     review_workflow_id: str | None = None
     timeline: list[TimelineEvent] = Field(default_factory=list)
     last_seq: int = 0
+
+    def paused_seconds(self, now: datetime | None = None) -> float:
+        """Wall-clock time spent paused (the pause in force counted up to ``now``)."""
+        total = sum(p.seconds for p in self.pauses)
+        if self.paused is not None and now is not None:
+            total += max(0.0, (now - self.paused.since).total_seconds())
+        return total
 
     def summary(self) -> IncidentSnapshot:
         """The snapshot without its timeline, for ticket rows and notifications."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from schemas.actions import (
@@ -33,14 +33,31 @@ from schemas.actions import (
     MergeInput,
     MitigateInput,
     NoteInput,
+    PauseInput,
     ReopenInput,
     ResolveInput,
+    ResumeInput,
     StatusUpdateInput,
 )
 from schemas.actors import INCIDENTFLOW, MONITORING, RESERVED_NAMES, Actor, ActorKind, Person
+from schemas.calendars import (
+    Calendar,
+    Interval,
+    add_business_time,
+    business_time_between,
+    is_working,
+    next_working_instant,
+)
 from schemas.enums import Action, Clock, EventKind, Role, Status, TargetKind
 from schemas.failures import FailureType
-from schemas.incident import Breach, IncidentPolicy, IncidentSnapshot, TimelineEvent
+from schemas.incident import (
+    Breach,
+    IncidentPolicy,
+    IncidentSnapshot,
+    Pause,
+    PausedSpan,
+    TimelineEvent,
+)
 from schemas.lifecycle import (
     HANDS_ON,
     OPEN_STATUSES,
@@ -53,7 +70,7 @@ from schemas.lifecycle import (
     review_pending_message,
     takes_command,
 )
-from schemas.policy import EscalationTarget, SeverityPolicy
+from schemas.policy import EscalationLevel, EscalationTarget, SeverityPolicy
 
 # ---------------------------------------------------------------------------- results
 
@@ -114,6 +131,9 @@ TELLS_THE_PAGED: frozenset[EventKind] = frozenset(
     {EventKind.ACKNOWLEDGED, EventKind.MITIGATED, EventKind.RESOLVED}
 )
 
+#: the longest pause with ``until`` (a longer wait is paused without one)
+MAX_PAUSE = timedelta(days=366)
+
 #: the action each Update input stands for (every action has its own input type)
 ACTION_OF: dict[type[ActionInput], Action] = {
     spec.input_type: spec.action for spec in ACTION_SPECS.values()
@@ -122,7 +142,7 @@ ACTION_OF: dict[type[ActionInput], Action] = {
 
 def required_text(a: ActionInput) -> str | None:
     """The free text an action cannot do without (``None``: it has none)."""
-    if isinstance(a, CancelInput):
+    if isinstance(a, CancelInput | PauseInput):
         return a.reason
     if isinstance(a, AssignInput):
         return a.user
@@ -163,6 +183,9 @@ def took_command_before_typed_actors(actor: Actor, acknowledging: bool) -> bool:
 #: answers whether the typed-actor rules apply (the workflow asks ``workflow.patched``);
 #: asked only where they and the earlier rules disagree
 TypedActors = Callable[[], bool]
+#: answers whether clocks count in their calendars and levels honour ``when`` (the workflow
+#: asks ``workflow.patched``); asked only where a calendar or a pause makes a difference
+CalendarClocks = Callable[[], bool]
 
 
 def _always() -> bool:
@@ -176,11 +199,16 @@ class IncidentRules:
     """The rules of one incident over its snapshot ``s`` and its policy."""
 
     def __init__(
-        self, s: IncidentSnapshot, policy: IncidentPolicy, typed_actors: TypedActors = _always
+        self,
+        s: IncidentSnapshot,
+        policy: IncidentPolicy,
+        typed_actors: TypedActors = _always,
+        calendar_clocks: CalendarClocks = _always,
     ) -> None:
         self.s = s
         self.policy = policy
         self._typed_actors = typed_actors
+        self._calendar_clocks = calendar_clocks
 
     # ------------------------------------------------------------------ reading
     def severity_policy(self) -> SeverityPolicy:
@@ -189,12 +217,36 @@ class IncidentRules:
     def is_open(self) -> bool:
         return self.s.status in OPEN_STATUSES
 
+    def calendar(self, clock: Clock) -> Calendar:
+        """The calendar ``clock`` counts in under the current severity."""
+        return self.policy.calendar(self.severity_policy().calendar_for(clock))
+
+    def clock_since(self, clock: Clock) -> datetime:
+        """When ``clock`` started: the trigger or reopen (the update clock: the last update)."""
+        since = self.s.reopened_at or self.s.created_at
+        if clock == Clock.UPDATE:
+            return self.s.last_status_update_at or self.s.acknowledged_at or since
+        return since
+
+    def paused_spans(self, clock: Clock) -> list[Interval]:
+        return [(p.start, p.end) for p in self.s.pauses if clock in p.clocks]
+
+    def deadline(self, clock: Clock, since: datetime, amount: timedelta) -> datetime:
+        """``amount`` of ``clock``'s calendar time after ``since``, pauses not counted."""
+        calendar = self.calendar(clock)
+        paused = self.paused_spans(clock)
+        if (calendar.is_always and not paused) or not self._calendar_clocks():
+            return since + amount
+        return add_business_time(since, amount, calendar, paused)
+
     def next_due(self) -> datetime | None:
         """The earliest instant a clock fires (the reopen window's end once resolved)."""
         d = self.s.deadlines
         if self.s.status == Status.RESOLVED:
             return self.reopen_deadline()
-        candidates = [t for t in (d.ack, d.mitigate, d.resolve, d.update, d.next_escalation) if t]
+        candidates = [
+            t for t in (d.ack, d.mitigate, d.resolve, d.update, d.next_escalation, d.resume) if t
+        ]
         return min(candidates) if candidates else None
 
     def reopen_deadline(self) -> datetime | None:
@@ -207,9 +259,10 @@ class IncidentRules:
         return deadline is not None and now >= deadline
 
     # ------------------------------------------------------------------ validation
-    def check(self, a: ActionInput) -> None:
-        """Whether the incident accepts ``a`` now: ``ValueError`` for bad input,
-        :class:`Refused` for an action its state forbids. Nothing is changed."""
+    def check(self, a: ActionInput, now: datetime | None = None) -> None:
+        """Whether the incident accepts ``a`` (at ``now``, where the input names an instant):
+        ``ValueError`` for bad input, :class:`Refused` for an action its state forbids.
+        Nothing is changed."""
         action = ACTION_OF[type(a)]
         if not a.actor.name.strip():
             raise ValueError("actor is required")
@@ -228,6 +281,21 @@ class IncidentRules:
             raise ValueError(f"{self.s.number} is already {a.severity.value}")
         if isinstance(a, EscalateInput) and a.target:
             EscalationTarget.model_validate(a.target)
+        if isinstance(a, PauseInput) and self.s.paused is not None:
+            raise Refused(
+                FailureType.ILLEGAL_TRANSITION,
+                f"{self.s.number} is already paused ({self.s.paused.reason}); resume it first",
+            )
+        if isinstance(a, PauseInput) and a.until is not None and now is not None:
+            if a.until <= now:
+                raise ValueError("until must be in the future")
+            if a.until > now + MAX_PAUSE:
+                raise ValueError(f"until must be within {MAX_PAUSE.days} days")
+        if isinstance(a, ResumeInput) and self.s.paused is None:
+            raise Refused(
+                FailureType.ILLEGAL_TRANSITION,
+                f"{self.s.number} is {self.s.status.value} and not paused: nothing to resume",
+            )
 
     def check_legal(self, action: Action) -> None:
         s = self.s
@@ -245,6 +313,8 @@ class IncidentRules:
         """Re-check in the handler (two Updates accepted in one task both passed their
         validators) and count the actor in."""
         self.check_legal(ACTION_OF[type(a)])
+        if isinstance(a, PauseInput | ResumeInput):
+            self.check(a)
         self.participate(a.actor)
 
     def participate(self, actor: Actor) -> None:
@@ -276,8 +346,12 @@ class IncidentRules:
             s.last_status_update_at = now
             self._append(step, EventKind.STATUS_UPDATE_POSTED, a.actor, {"text": a.text}, now)
             sp = self.severity_policy()
-            if sp.update_every is not None:
-                s.deadlines.update = now + sp.update_every
+            if sp.update_every is not None and not self._paused(Clock.UPDATE):
+                s.deadlines.update = self.deadline(Clock.UPDATE, now, sp.update_every)
+        elif isinstance(a, PauseInput):
+            self._pause(step, a, now)
+        elif isinstance(a, ResumeInput):
+            self._resume(step, a.actor, {"note": a.note} if a.note else {}, now)
         elif isinstance(a, EscalateInput):
             self.participate(a.actor)
             self._escalate_by_hand(step, a, now)
@@ -404,7 +478,7 @@ class IncidentRules:
             self.stop_escalation()
             sp = self.severity_policy()
             if sp.update_every is not None and d.update is None:
-                d.update = now + sp.update_every
+                d.update = self.deadline(Clock.UPDATE, now, sp.update_every)
         if Role.COMMANDER not in s.responders and self._takes_command(action, actor, acknowledging):
             s.responders[Role.COMMANDER] = actor.name
         if action in (Action.MITIGATE, Action.RESOLVE) and s.mitigated_at is None:
@@ -420,6 +494,8 @@ class IncidentRules:
             s.closed_at = now
             d.ack = d.mitigate = d.resolve = d.update = None
             self.stop_escalation()
+        if s.paused is not None and s.status not in OPEN_STATUSES:
+            self._end_pause(now)  # resolved or closed: nothing left to resume
         kind = TRANSITIONS[action].event
         event = self._append(step, kind, actor, details, now)
         if kind in TELLS_THE_PAGED:
@@ -456,36 +532,126 @@ class IncidentRules:
         self._page_level(step, 1, event, now)
 
     # ------------------------------------------------------------------ clocks
+    def within(self, clock: Clock) -> timedelta | None:
+        """The severity's target for ``clock``."""
+        sp = self.severity_policy()
+        return {
+            Clock.ACK: sp.ack_within,
+            Clock.MITIGATE: sp.mitigate_within,
+            Clock.RESOLVE: sp.resolve_within,
+            Clock.UPDATE: sp.update_every,
+        }[clock]
+
+    def note_calendars(self) -> None:
+        """Keep the calendars of the clocks that do not count 24x7 in the snapshot, so every
+        surface can count down in business time."""
+        calendars = {clock: self.calendar(clock) for clock in Clock}
+        self.s.clock_calendars = {c: cal for c, cal in calendars.items() if not cal.is_always}
+
     def start_clocks(self, since: datetime) -> None:
         sp = self.severity_policy()
         d = self.s.deadlines
-        d.ack = since + sp.ack_within
-        d.mitigate = since + sp.mitigate_within
-        d.resolve = since + sp.resolve_within
+        self.note_calendars()
+        d.ack = self.deadline(Clock.ACK, since, sp.ack_within)
+        d.mitigate = self.deadline(Clock.MITIGATE, since, sp.mitigate_within)
+        d.resolve = self.deadline(Clock.RESOLVE, since, sp.resolve_within)
         d.update = None
 
     def retime_clocks(self) -> None:
-        """Re-time pending clocks after a severity change, from when each clock started."""
-        sp = self.severity_policy()
-        since = self.s.reopened_at or self.s.created_at
+        """Re-time pending clocks after a severity change (new targets, new calendars), from
+        when each clock started; a paused clock gets the time it would have left."""
         d = self.s.deadlines
-        if d.ack is not None:
-            d.ack = since + sp.ack_within
-        if d.mitigate is not None:
-            d.mitigate = since + sp.mitigate_within
-        if d.resolve is not None:
-            d.resolve = since + sp.resolve_within
-        if d.update is not None:
-            last = self.s.last_status_update_at or self.s.acknowledged_at or since
-            d.update = last + sp.update_every if sp.update_every else None
+        self.note_calendars()
+        for clock in Clock:
+            within = self.within(clock)
+            if d.get(clock) is not None:
+                since = self.clock_since(clock)
+                setattr(d, clock.value, self.deadline(clock, since, within) if within else None)
+        paused = self.s.paused
+        if paused is not None:
+            for clock in list(paused.left):
+                within = self.within(clock)
+                if within is None:
+                    del paused.left[clock]
+                    continue
+                used = business_time_between(
+                    self.clock_since(clock),
+                    paused.since,
+                    self.calendar(clock),
+                    self.paused_spans(clock),
+                )
+                paused.left[clock] = (within - used).total_seconds()
+
+    # ------------------------------------------------------------------ pauses
+    def _paused(self, clock: Clock) -> bool:
+        return self.s.paused is not None and clock in self.s.paused.left
+
+    def _pause(self, step: Step, a: PauseInput, now: datetime) -> None:
+        """Stop the clocks the severity pauses, keeping the business time each has left."""
+        s = self.s
+        d = s.deadlines
+        left: dict[Clock, float] = {}
+        for clock in self.severity_policy().pause_clocks:
+            deadline = d.get(clock)
+            if deadline is None:
+                continue
+            left[clock] = business_time_between(now, deadline, self.calendar(clock)).total_seconds()
+            setattr(d, clock.value, None)
+        until = a.until if a.until is None or a.until > now else now
+        s.paused = Pause(reason=a.reason, actor=str(a.actor), since=now, until=until, left=left)
+        d.resume = until
+        details = {
+            "reason": a.reason,
+            "until": until.isoformat() if until else None,
+            "clocks": [c.value for c in left],
+        }
+        self._append(step, EventKind.PAUSED, a.actor, details, now)
+
+    def _resume(self, step: Step, actor: Actor, details: dict[str, Any], now: datetime) -> None:
+        """Restart the paused clocks with the business time they had left."""
+        pause = self._end_pause(now)
+        d = self.s.deadlines
+        for clock, seconds in pause.left.items():
+            if self._still_counts(clock):
+                amount = timedelta(seconds=seconds)
+                setattr(d, clock.value, add_business_time(now, amount, self.calendar(clock)))
+        paused_for = (now - pause.since).total_seconds()
+        details = {"reason": pause.reason, "paused_seconds": paused_for, **details}
+        self._append(step, EventKind.RESUMED, actor, details, now)
+
+    def _end_pause(self, now: datetime) -> Pause:
+        pause = self.s.paused
+        assert pause is not None
+        self.s.paused = None
+        self.s.deadlines.resume = None
+        self.s.pauses.append(
+            PausedSpan(start=pause.since, end=now, reason=pause.reason, clocks=list(pause.left))
+        )
+        return pause
+
+    def _still_counts(self, clock: Clock) -> bool:
+        """Whether ``clock`` still has something to measure (not met meanwhile)."""
+        s = self.s
+        if clock == Clock.MITIGATE:
+            return s.mitigated_at is None and s.resolved_at is None
+        if clock == Clock.RESOLVE:
+            return s.resolved_at is None
+        if clock == Clock.UPDATE:
+            return self.is_open() and self.severity_policy().update_every is not None
+        return s.acknowledged_at is None
 
     def fire_due(self, now: datetime) -> Step:
         """Act on every clock whose instant has passed."""
         step = Step()
         d = self.s.deadlines
+        if d.resume is not None and d.resume <= now and self.s.paused is not None:
+            self._resume(step, INCIDENTFLOW, {"until": d.resume.isoformat()}, now)
         if d.next_escalation is not None and d.next_escalation <= now:
             d.next_escalation = None
-            self._advance_escalation(step, INCIDENTFLOW, now)
+            if self.s.escalation.held:
+                self._release_held(step, now)
+            else:
+                self._advance_escalation(step, INCIDENTFLOW, now)
         for clock in (Clock.ACK, Clock.MITIGATE, Clock.RESOLVE):
             deadline = d.get(clock)
             if deadline is not None and deadline <= now:
@@ -493,7 +659,9 @@ class IncidentRules:
                 self._breach(step, clock, deadline, now)
         if d.update is not None and d.update <= now:
             sp = self.severity_policy()
-            d.update = now + sp.update_every if sp.update_every else None
+            d.update = (
+                self.deadline(Clock.UPDATE, now, sp.update_every) if sp.update_every else None
+            )
             last = self.s.last_status_update_at
             event = self._append(
                 step,
@@ -531,13 +699,78 @@ class IncidentRules:
             self._advance_escalation(step, INCIDENTFLOW, now, reason="mitigate clock breached")
 
     # ------------------------------------------------------------------ escalation
-    def _page_level(self, step: Step, level: int, event: TimelineEvent, now: datetime) -> None:
+    def level_plan(
+        self, spec: EscalationLevel, now: datetime
+    ) -> tuple[list[EscalationTarget], datetime | None]:
+        """Whom a level pages now, or when it may (``levels[].when``): in its calendar's
+        working hours its targets; outside them the out-of-hours targets where they apply
+        to the severity, else nobody until the hours begin (the instant returned)."""
+        if spec.when is None:
+            return list(spec.targets), None
+        calendar = self.policy.calendar(spec.when)
+        if calendar.is_always or not self._calendar_clocks() or is_working(now, calendar):
+            return list(spec.targets), None
+        ooh = spec.out_of_hours
+        if ooh is not None and ooh.pages(self.s.severity):
+            return list(ooh.targets), None
+        return [], next_working_instant(now, calendar)
+
+    def _page_level(
+        self,
+        step: Step,
+        level: int,
+        event: TimelineEvent,
+        now: datetime,
+        targets: list[EscalationTarget] | None = None,
+    ) -> None:
+        """Page ``level`` (``targets``: already planned) and time the next one; a level
+        outside its calendar's hours is held until they begin instead."""
         esc = self.s.escalation
         esc.level = level
         esc.max_level = max(esc.max_level, level)
         spec = esc.policy.levels[level - 1]
+        if targets is None:
+            targets, held_until = self.level_plan(spec, now)
+            if held_until is not None:
+                self._hold(step, level, spec, held_until, now)
+                return
+        esc.held = False
         self.s.deadlines.next_escalation = now + spec.delay if esc.active else None
-        step.effects.append(Page(event, level, list(spec.targets)))
+        step.effects.append(Page(event, level, targets))
+
+    def _hold(
+        self, step: Step, level: int, spec: EscalationLevel, until: datetime, now: datetime
+    ) -> None:
+        esc = self.s.escalation
+        esc.level = level
+        esc.held = True
+        self.s.deadlines.next_escalation = until if esc.active else None
+        details = {"level": level, "calendar": spec.when, "until": until.isoformat()}
+        self._append(step, EventKind.ESCALATION_HELD, INCIDENTFLOW, details, now)
+
+    def _release_held(self, step: Step, now: datetime) -> None:
+        """The held level's working hours began: page it now."""
+        esc = self.s.escalation
+        esc.held = False
+        spec = esc.policy.levels[esc.level - 1]
+        targets, held_until = self.level_plan(spec, now)
+        if held_until is not None:
+            self._hold(step, esc.level, spec, held_until, now)
+            return
+        event = self._append(
+            step,
+            EventKind.ESCALATED,
+            INCIDENTFLOW,
+            {
+                "level": esc.level,
+                "loop": esc.loop,
+                "targets": [str(t) for t in targets],
+                "manual": False,
+                "reason": f"working hours of {spec.when} began",
+            },
+            now,
+        )
+        self._page_level(step, esc.level, event, now, targets)
 
     def _advance_escalation(
         self, step: Step, actor: Actor, now: datetime, *, manual: bool = False, reason: str = ""
@@ -549,6 +782,8 @@ class IncidentRules:
             return
         levels = esc.policy.levels
         nxt = esc.level + 1
+        if manual and esc.held:
+            nxt = esc.level  # by hand, a held level pages now whatever its calendar says
         if nxt > len(levels):
             if esc.loop < esc.policy.repeat or manual:
                 esc.loop += 0 if manual else 1
@@ -567,6 +802,10 @@ class IncidentRules:
                 step.effects.append(Notify(event, list(levels[-1].targets)))
                 return
         spec = levels[nxt - 1]
+        targets, held_until = (list(spec.targets), None) if manual else self.level_plan(spec, now)
+        if held_until is not None:
+            self._hold(step, nxt, spec, held_until, now)
+            return
         event = self._append(
             step,
             EventKind.ESCALATED,
@@ -574,16 +813,17 @@ class IncidentRules:
             {
                 "level": nxt,
                 "loop": esc.loop,
-                "targets": [str(t) for t in spec.targets],
+                "targets": [str(t) for t in targets],
                 "manual": manual,
                 "reason": reason,
             },
             now,
         )
-        self._page_level(step, nxt, event, now)
+        self._page_level(step, nxt, event, now, targets)
 
     def stop_escalation(self) -> None:
         self.s.escalation.active = False
+        self.s.escalation.held = False
         self.s.deadlines.next_escalation = None
 
     # ------------------------------------------------------------------ targets

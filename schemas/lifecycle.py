@@ -54,6 +54,9 @@ TRANSITIONS: dict[Action, Transition] = {
     Action.ADD_NOTE: Transition(_OPEN_OR_RESOLVED, EventKind.NOTE_ADDED),
     Action.POST_STATUS_UPDATE: Transition(OPEN_STATUSES, EventKind.STATUS_UPDATE_POSTED),
     Action.ESCALATE: Transition(OPEN_STATUSES, EventKind.ESCALATED),
+    # whether the incident is paused decides further (``IncidentRules.check``, ``offered``)
+    Action.PAUSE: Transition(OPEN_STATUSES, EventKind.PAUSED),
+    Action.RESUME: Transition(OPEN_STATUSES, EventKind.RESUMED),
 }
 
 #: action -> statuses it is legal from (read off ``TRANSITIONS``)
@@ -109,6 +112,16 @@ def next_status(action: Action, status: Status) -> Status:
     if not is_legal(action, status):
         raise ValueError(f"{action} is not allowed from {status}")
     return LEADS_TO.get(Action(action), Status(status))
+
+
+def offered(action: Action, paused: bool) -> bool:
+    """Whether a surface offers ``action`` (legal by status) to an incident that is (not)
+    paused: pause only when running, resume only when paused."""
+    if action == Action.PAUSE:
+        return not paused
+    if action == Action.RESUME:
+        return paused
+    return True
 
 
 def rejection_message(number: str, action: Action, status: Status) -> str:

@@ -20,10 +20,12 @@ from pydantic import (
 )
 
 from schemas.actors import RESERVED_NAMES
+from schemas.calendars import ALWAYS, Calendar
 from schemas.durations import Duration
 from schemas.enums import (
     Category,
     ChannelKind,
+    Clock,
     Impact,
     Scope,
     Severity,
@@ -117,10 +119,25 @@ class EscalationTarget(PolicyModel):
         return f"{self.kind.value}:{self.name}"
 
 
+class OutOfHours(PolicyModel):
+    """What a level limited to a calendar does outside its working hours: page ``targets``
+    instead for the listed ``severities`` (all when empty); any other severity is held until
+    the calendar's next working hours."""
+
+    targets: list[EscalationTarget] = Field(default_factory=list)
+    severities: list[Severity] = Field(default_factory=list)
+
+    def pages(self, severity: Severity) -> bool:
+        return bool(self.targets) and (not self.severities or severity in self.severities)
+
+
 class EscalationLevel(PolicyModel):
     targets: list[EscalationTarget] = Field(min_length=1)
     #: time without acknowledgement before the next level is paged
     delay: Duration = timedelta(minutes=15)
+    #: page ``targets`` only in this calendar's working hours (``out_of_hours`` otherwise)
+    when: str | None = None
+    out_of_hours: OutOfHours | None = None
 
 
 class EscalationPolicy(PolicyModel):
@@ -130,16 +147,65 @@ class EscalationPolicy(PolicyModel):
     repeat: int = Field(default=0, ge=0, le=10)
 
 
+def _pausable(clocks: list[Clock]) -> list[Clock]:
+    if Clock.ACK in clocks:
+        raise ValueError("the ack clock never pauses: someone must answer the page")
+    return list(dict.fromkeys(clocks))
+
+
+#: the clocks a pause stops unless a severity says otherwise (never ack: someone must answer)
+DEFAULT_PAUSE_CLOCKS: tuple[Clock, ...] = (Clock.MITIGATE, Clock.RESOLVE)
+
+
 class SeverityPolicy(PolicyModel):
     ack_within: Duration
     mitigate_within: Duration
     resolve_within: Duration
     update_every: Duration | None = None
+    #: the calendar the clocks count in: one name for every clock, or one per clock
+    #: (``{ack: 24x7, resolve: office}``; a clock not named counts 24x7)
+    calendar: str | dict[Clock, str] = ALWAYS
+    #: the clocks a pause stops (ack never pauses)
+    pause_clocks: list[Clock] = Field(default_factory=lambda: list(DEFAULT_PAUSE_CLOCKS))
     review_required: bool = False
     #: business days after resolution
     review_after: int = Field(default=5, ge=0, le=60)
     #: paged when a mitigate/resolve clock is breached
     on_breach: list[EscalationTarget] = Field(default_factory=list)
+
+    @field_validator("pause_clocks")
+    @classmethod
+    def _ack_never_pauses(cls, value: list[Clock]) -> list[Clock]:
+        return _pausable(value)
+
+    def calendar_for(self, clock: Clock) -> str:
+        """The name of the calendar ``clock`` counts in."""
+        if isinstance(self.calendar, str):
+            return self.calendar
+        return self.calendar.get(clock, ALWAYS)
+
+
+class SlaOverride(PolicyModel):
+    """A service's own targets for one severity (``services[].sla.SEV3``): the fields set
+    here replace the severity's."""
+
+    ack_within: Duration | None = None
+    mitigate_within: Duration | None = None
+    resolve_within: Duration | None = None
+    update_every: Duration | None = None
+    calendar: str | dict[Clock, str] | None = None
+    pause_clocks: list[Clock] | None = None
+
+    @field_validator("pause_clocks")
+    @classmethod
+    def _ack_never_pauses(cls, value: list[Clock] | None) -> list[Clock] | None:
+        return None if value is None else _pausable(value)
+
+    def applied_to(self, base: SeverityPolicy) -> SeverityPolicy:
+        """``base`` with this override's fields (validated as a whole again)."""
+        return SeverityPolicy.model_validate(
+            {**base.model_dump(), **self.model_dump(exclude_none=True)}
+        )
 
 
 class Service(PolicyModel):
@@ -154,6 +220,8 @@ class Service(PolicyModel):
     #: when set, the integration endpoints of this service accept only requests signed
     #: with it (X-Incidentflow-Timestamp / X-Incidentflow-Signature, docs/webhooks.md)
     inbound_secret: Secret | None = None
+    #: this service's own SLA targets, per severity, over the policy's ``severities``
+    sla: dict[Severity, SlaOverride] = Field(default_factory=dict)
 
 
 class ClassificationRule(PolicyModel):
@@ -232,6 +300,7 @@ class Policy(PolicyModel):
     users: list[User] = Field(default_factory=list)
     channels: list[Channel] = Field(default_factory=list)
     schedules: list[Schedule] = Field(default_factory=list)
+    calendars: list[Calendar] = Field(default_factory=list)
     escalation_policies: list[EscalationPolicy] = Field(default_factory=list)
     severities: dict[Severity, SeverityPolicy]
     services: list[Service] = Field(min_length=1)
@@ -243,7 +312,14 @@ class Policy(PolicyModel):
     @model_validator(mode="after")
     def _references(self) -> Policy:
         errors: list[str] = []
-        sections = ("users", "channels", "schedules", "escalation_policies", "services")
+        sections = (
+            "users",
+            "channels",
+            "schedules",
+            "calendars",
+            "escalation_policies",
+            "services",
+        )
         for section in (*sections, "heartbeats"):
             seen: set[str] = set()
             for i, item in enumerate(getattr(self, section)):
@@ -271,15 +347,28 @@ class Policy(PolicyModel):
             for j, ov in enumerate(sched.overrides):
                 if ov.user not in users:
                     errors.append(f"schedules.{i}.overrides.{j}.user: unknown user {ov.user!r}")
+        calendars = {c.name for c in self.calendars} | {ALWAYS}
         for i, ep in enumerate(self.escalation_policies):
             for j, level in enumerate(ep.levels):
+                at = f"escalation_policies.{i}.levels.{j}"
                 for k, t in enumerate(level.targets):
                     if t.name not in known[t.kind]:
-                        errors.append(
-                            f"escalation_policies.{i}.levels.{j}.targets.{k}: "
-                            f"unknown {t.kind.value} {t.name!r}"
-                        )
+                        errors.append(f"{at}.targets.{k}: unknown {t.kind.value} {t.name!r}")
+                if level.when is not None and level.when not in calendars:
+                    errors.append(f"{at}.when: unknown calendar {level.when!r}")
+                if level.out_of_hours is not None:
+                    if level.when is None:
+                        errors.append(f"{at}.out_of_hours: needs `when: <calendar>` on the level")
+                    for k, t in enumerate(level.out_of_hours.targets):
+                        if t.name not in known[t.kind]:
+                            errors.append(
+                                f"{at}.out_of_hours.targets.{k}: unknown {t.kind.value} {t.name!r}"
+                            )
+        for i, cal in enumerate(self.calendars):
+            if cal.name == ALWAYS:
+                errors.append(f"calendars.{i}.name: {ALWAYS!r} is built in (every hour counts)")
         for sev, sp in self.severities.items():
+            errors += _unknown_calendars(f"severities.{sev.value}.calendar", sp, calendars)
             for k, t in enumerate(sp.on_breach):
                 if t.name not in known[t.kind]:
                     errors.append(
@@ -293,6 +382,11 @@ class Policy(PolicyModel):
                     f"services.{i}.escalation_policy: unknown escalation policy "
                     f"{svc.escalation_policy!r}"
                 )
+            for sev, override in svc.sla.items():
+                if override.calendar is not None:
+                    errors += _unknown_calendars(
+                        f"services.{i}.sla.{sev.value}.calendar", override, calendars
+                    )
             for j, key in enumerate(svc.integration_keys):
                 if key in keys:
                     errors.append(
@@ -333,8 +427,32 @@ class Policy(PolicyModel):
     def heartbeat(self, name: str) -> Heartbeat | None:
         return next((h for h in self.heartbeats if h.name == name), None)
 
+    def calendar(self, name: str) -> Calendar | None:
+        return next((c for c in self.calendars if c.name == name), None)
+
+    def severities_for(self, service: Service) -> dict[Severity, SeverityPolicy]:
+        """The SLA targets of ``service``: the policy's severities with its overrides."""
+        return {
+            sev: service.sla[sev].applied_to(sp) if sev in service.sla else sp
+            for sev, sp in self.severities.items()
+        }
+
     def escalation_policy(self, name: str) -> EscalationPolicy | None:
         return next((p for p in self.escalation_policies if p.name == name), None)
 
     def service_for_key(self, integration_key: str) -> Service | None:
         return next((s for s in self.services if integration_key in s.integration_keys), None)
+
+
+def _unknown_calendars(path: str, sp: SeverityPolicy | SlaOverride, known: set[str]) -> list[str]:
+    """``path: unknown calendar`` for each name ``sp.calendar`` gives that is not defined."""
+    value = sp.calendar
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [] if value in known else [f"{path}: unknown calendar {value!r}"]
+    return [
+        f"{path}.{clock.value}: unknown calendar {name!r}"
+        for clock, name in value.items()
+        if name not in known
+    ]

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel
 
-from schemas.business_days import add_business_days, holiday_dates
+from schemas.calendars import add_business_days, holiday_dates
 from schemas.policy import ReviewPolicy
 
 #: local time of day at which an action item's due-date reminder goes out

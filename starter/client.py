@@ -105,11 +105,12 @@ class IncidentClient:
         return IncidentPolicy(
             service=service.name,
             escalation=escalation,
-            severities=self.policy.severities,
+            severities=self.policy.severities_for(service),
             auto_resolve=service.auto_resolve,
             reopen_window=service.reopen_window,
             base_url=self.policy.base_url,
             review=self.policy.review,
+            calendars={c.name: c for c in self.policy.calendars},
         )
 
     def _service(self, name: str) -> Service:

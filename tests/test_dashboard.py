@@ -216,6 +216,7 @@ async def test_incident_page_offers_only_legal_actions(live: Live) -> None:
             "add_note",
             "post_status_update",
             "escalate",
+            "pause",  # not "resume": the clocks are running
         }
         assert "Level <strong>1</strong> of 3 reached" in page
         assert "eu-1" in page and 'data-kind="triggered"' in page
@@ -230,6 +231,32 @@ async def test_incident_page_offers_only_legal_actions(live: Live) -> None:
         assert "Resolve: done." in page
         assert action_forms(page) == {"close", "reopen", "assign", "add_note"}
         assert 'data-kind="resolved"' in page and "rolled back" in page
+
+
+async def test_pause_and_resume_buttons(live: Live) -> None:
+    """Issue 20: Pause shows "paused: <reason>" and the clocks' time left, and offers Resume
+    instead; Resume restarts them."""
+    number = (await live.trigger("vendor outage", severity="SEV3"))["number"]
+    async with signed_in(live, "responder") as client:
+        csrf = await csrf_of(client, number)
+        response = await client.post(
+            f"/dashboard/incidents/{number}/act",
+            data={"csrf": csrf, "action": "pause", "reason": "waiting on <the> vendor"},
+        )
+        assert response.status_code == 303, response.text
+        page = (await client.get(f"/dashboard/incidents/{number}")).text
+        assert "paused: waiting on &lt;the&gt; vendor" in page
+        assert page.count("left</span>") == 2  # mitigate and resolve keep their time left
+        forms = action_forms(page)
+        assert "resume" in forms and "pause" not in forms
+        response = await client.post(
+            f"/dashboard/incidents/{number}/act",
+            data={"csrf": hidden(page, "csrf"), "action": "resume"},
+        )
+        assert response.status_code == 303, response.text
+        page = (await client.get(f"/dashboard/incidents/{number}")).text
+        assert "paused:" not in page and 'data-kind="resumed"' in page
+        assert "pause" in action_forms(page)
 
 
 async def test_actions_need_csrf_and_the_respond_scope(live: Live) -> None:

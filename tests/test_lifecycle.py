@@ -43,6 +43,9 @@ LEGAL: dict[tuple[Action, Status], Status] = {
     **{(Action.CHANGE_SEVERITY, s): s for s in OPEN},
     **{(Action.POST_STATUS_UPDATE, s): s for s in OPEN},
     **{(Action.ESCALATE, s): s for s in OPEN},
+    # whether the incident is paused decides further (IncidentRules.check)
+    **{(Action.PAUSE, s): s for s in OPEN},
+    **{(Action.RESUME, s): s for s in OPEN},
 }
 
 ALL_PAIRS = list(itertools.product(Action, Status))

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.business_days import business_days_between, is_business_day
+from schemas.calendars import business_days_between, is_business_day
 from schemas.policy import ReviewPolicy
 from schemas.review import (
     ActionItem,

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from temporalio.client import Client
 
-from schemas.business_days import business_days_between, holiday_dates, is_business_day
+from schemas.calendars import business_days_between, holiday_dates, is_business_day
 from schemas.durations import format_duration
 from schemas.enums import Severity, Status
 from schemas.review import (

@@ -42,8 +42,10 @@ with workflow.unsafe.imports_passed_through():
         MergeInput,
         MitigateInput,
         NoteInput,
+        PauseInput,
         ReopenInput,
         ResolveInput,
+        ResumeInput,
         StatusUpdateInput,
     )
     from schemas.activity_io import (
@@ -89,6 +91,12 @@ CLOSE_STARTS_REVIEW = "close-starts-review"
 #: run that ends holding alerts it could no longer count continues as new to count them
 #: (the same incident's next run, or a new incident for the key when this one closed)
 ALERT_SIGNALS = "alert-signals"
+#: patch: clocks count in their severity's calendar (business hours) and around pauses,
+#: and an escalation level limited to a calendar (``levels[].when``) waits for its hours;
+#: before it every clock ran 24x7 from the trigger and every level paged at once
+SLA_CALENDARS = "sla-calendars"
+#: patch: the pause and resume Updates (the clocks stop and resume with the time left)
+SLA_PAUSE = "sla-pause"
 
 #: how many recent alert ids a run remembers to recognise resent triggers
 RECENT_ALERT_IDS = 2000
@@ -105,7 +113,10 @@ class IncidentWorkflow:
         self.start_alert = start.alert
         self.s = start.carried or self._new_snapshot(start.alert)
         self.rules = IncidentRules(
-            self.s, self.policy, typed_actors=lambda: workflow.patched(TYPED_ACTORS)
+            self.s,
+            self.policy,
+            typed_actors=lambda: workflow.patched(TYPED_ACTORS),
+            calendar_clocks=lambda: workflow.patched(SLA_CALENDARS),
         )
         #: events not yet written to PostgreSQL, by seq (a coalesced event is re-queued)
         self._unsynced: dict[int, TimelineEvent] = {}
@@ -445,11 +456,30 @@ class IncidentWorkflow:
     def _v_escalate(self, a: EscalateInput) -> None:
         self._validate(a)
 
+    @workflow.update
+    async def pause(self, a: PauseInput) -> IncidentSnapshot:
+        """Stop the pausable clocks (waiting on a vendor); ``until`` resumes them."""
+        workflow.patched(SLA_PAUSE)  # a new Update: histories that pause carry the marker
+        return self._act(a)
+
+    @pause.validator
+    def _v_pause(self, a: PauseInput) -> None:
+        self._validate(a)
+
+    @workflow.update
+    async def resume(self, a: ResumeInput) -> IncidentSnapshot:
+        workflow.patched(SLA_PAUSE)
+        return self._act(a)
+
+    @resume.validator
+    def _v_resume(self, a: ResumeInput) -> None:
+        self._validate(a)
+
     def _validate(self, a: ActionInput) -> None:
         """The body of every responder Update's validator: reject before anything is
         written."""
         try:
-            self.rules.check(a)
+            self.rules.check(a, workflow.now())
         except Refused as refused:
             raise ApplicationError(refused.message, type=refused.failure) from None
 

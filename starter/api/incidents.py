@@ -105,11 +105,16 @@ class Timeline(BaseModel):
 #: and the document says so, where the workflow would only answer after the fact
 FIELD_PATTERNS: dict[tuple[str, str], str] = {
     ("cancel", "reason"): NOT_BLANK_PATTERN,
+    ("pause", "reason"): NOT_BLANK_PATTERN,
     ("assign", "user"): NOT_BLANK_PATTERN,
     ("notes", "text"): NOT_BLANK_PATTERN,
     ("status-updates", "text"): NOT_BLANK_PATTERN,
     ("escalate", "target"): TARGET_PATTERN,
 }
+
+
+#: fields whose wire type is stricter than the input model's (an instant: RFC 3339 only)
+FIELD_TYPES: dict[tuple[str, str], Any] = {("pause", "until"): Instant | None}
 
 
 def request_model(segment: str, input_type: type[ActionInput]) -> type[BaseModel]:
@@ -119,7 +124,7 @@ def request_model(segment: str, input_type: type[ActionInput]) -> type[BaseModel
     for name, info in input_type.model_fields.items():
         if name in ("actor", "number"):
             continue
-        annotation: Any = info.annotation
+        annotation: Any = FIELD_TYPES.get((segment, name), info.annotation)
         pattern = FIELD_PATTERNS.get((segment, name))
         if pattern is not None:
             text = Annotated[str, StringConstraints(pattern=pattern)]

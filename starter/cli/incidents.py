@@ -387,6 +387,48 @@ def merge(
     )
 
 
+def pause(
+    number: Number,
+    reason: Annotated[str, typer.Option("--reason", help="Why (shown as 'paused: <reason>').")],
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until", help="Resume by itself then: 2026-12-28T09:00+01:00, or 2h, 1d from now."
+        ),
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Pause the SLA clocks (mitigate and resolve by default; never ack), e.g. while waiting
+    on a vendor; they resume with the time they had left."""
+    body = {"reason": reason, "until": _until(until)}
+    _act(url, token, as_json, number, Action.PAUSE, body, f"paused: {reason}")
+
+
+def _until(value: str | None) -> str | None:
+    """An instant, or a duration from now (``2h``), as RFC 3339."""
+    if value is None:
+        return None
+    from schemas.durations import parse_duration
+
+    span = parse_duration(value)
+    if isinstance(span, timedelta):
+        return (datetime.now(UTC) + span).isoformat()
+    return _since(value, "--until")
+
+
+def resume(
+    number: Number,
+    note: Annotated[str | None, typer.Option(help="Optional note.")] = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Resume paused SLA clocks with the time they had left."""
+    _act(url, token, as_json, number, Action.RESUME, {"note": note}, "clocks resumed")
+
+
 def show(
     number: Number,
     url: UrlOption = DEFAULT_URL,
@@ -575,6 +617,8 @@ def register(app: typer.Typer) -> None:
     app.command(rich_help_panel=panel)(note)
     app.command("status-update", rich_help_panel=panel)(status_update)
     app.command(rich_help_panel=panel)(merge)
+    app.command(rich_help_panel=panel)(pause)
+    app.command(rich_help_panel=panel)(resume)
     app.command(rich_help_panel=panel)(show)
     app.command("list", rich_help_panel=panel)(list_incidents)
     app.command(rich_help_panel=panel)(report)

@@ -102,7 +102,7 @@ def policy_check(
         f"{len(loaded.escalation_policies)} escalation policies, "
         f"{len(loaded.severities)} severities, {len(loaded.users)} users, "
         f"{len(loaded.channels)} channels, {len(loaded.classification)} classification rules, "
-        f"{len(loaded.heartbeats)} heartbeats",
+        f"{len(loaded.calendars)} calendars, {len(loaded.heartbeats)} heartbeats",
         highlight=False,
     )
 

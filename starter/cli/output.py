@@ -13,10 +13,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from schemas.enums import Clock, Severity, Status
+from schemas.enums import Severity, Status
 from schemas.incident import IncidentSnapshot
 from starter import time_text
 from starter.cli.common import CliError
+from starter.sla_clocks import clock_states
 
 SEVERITY_STYLE: dict[str, str] = {
     Severity.SEV1: "bold white on red",
@@ -177,6 +178,13 @@ def show_incident(
     ):
         if value is not None:
             facts.append((label, time_text.stamp(value)))
+    if snap.paused is not None:
+        until = f", resumes {time_text.stamp(snap.paused.until)}" if snap.paused.until else ""
+        facts.append(
+            ("paused", f"{snap.paused.reason} (since {time_text.stamp(snap.paused.since)}{until})")
+        )
+    if snap.pauses or snap.paused:
+        facts.append(("paused time", time_text.short(snap.paused_seconds(now))))
     if snap.merged_into:
         facts.append(("merged into", snap.merged_into))
     if snap.description:
@@ -188,32 +196,31 @@ def show_incident(
     for label, value in facts:
         out.line(Text(f"  {label:<15}", style="dim"), Text(str(value)))
 
-    breached = {b.clock: b for b in snap.breaches}
-    met = {
-        Clock.ACK: snap.acknowledged_at,
-        Clock.MITIGATE: snap.mitigated_at,
-        Clock.RESOLVE: snap.resolved_at,
-        Clock.UPDATE: snap.last_status_update_at,
-    }
     rows = []
-    for clock in (Clock.ACK, Clock.MITIGATE, Clock.RESOLVE, Clock.UPDATE):
-        deadline = snap.deadlines.get(clock)
-        if clock in breached:
-            b = breached[clock]
-            state = Text(f"BREACHED by {time_text.short(b.late_by_seconds)}", style="bold red")
-        elif deadline is not None:
-            state = deadline_text(deadline, now)
-        elif met[clock] is not None:
+    for c in clock_states(snap, now):
+        if c.breach is not None:
+            late = time_text.short(c.breach.late_by_seconds)
+            state = Text(f"BREACHED by {late}", style="bold red")
+        elif c.paused_left is not None:
+            state = Text(c.business_text, style="cyan")
+        elif c.deadline is not None:
+            state = deadline_text(c.deadline, now)
+            if c.business_text:
+                state.append(f" · {c.business_text}")
+        elif c.met_at is not None:
             state = Text("met", style="green")
         else:
             state = Text("not running", style="dim")
-        rows.append([clock.value, state, deadline])
+        rows.append([c.clock.value, state, c.deadline])
     out.table(["clock", "state", "deadline"], rows, title="SLA clocks")
 
     esc = snap.escalation
     escalation = f"level {esc.level} of {len(esc.policy.levels)}"
     if esc.exhausted:
         escalation += ", exhausted"
+    elif esc.held and snap.deadlines.next_escalation is not None:
+        at = time_text.countdown(snap.deadlines.next_escalation, now)
+        escalation += f", held until working hours begin ({at})"
     elif esc.active and snap.deadlines.next_escalation is not None:
         escalation += f", next level {time_text.countdown(snap.deadlines.next_escalation, now)}"
     elif not esc.active:

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from schemas.actions import ACTION_SPECS, ActionInput
 from schemas.enums import Action, Role, Severity
 from schemas.incident import IncidentSnapshot
-from schemas.lifecycle import handed_over, legal_actions
+from schemas.lifecycle import handed_over, legal_actions, offered
 from schemas.policy import Policy
 
 
@@ -107,11 +107,26 @@ def forms_for(snapshot: IncidentSnapshot, policy: Policy) -> list[ActionForm]:
                 pattern=r"INC-\d+",
             )
         ],
+        Action.PAUSE: [
+            Field(
+                name="reason", label="Reason", required=True, placeholder="waiting on the vendor"
+            ),
+            Field(
+                name="until",
+                label="Resume at (optional)",
+                placeholder="2026-12-28T09:00+01:00",
+                pattern=r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)",
+            ),
+        ],
+        Action.RESUME: [_note()],
     }
     out = []
     # after the hand-over to its review nothing is legal: the review closes the incident
     handed = handed_over(snapshot.status, snapshot.review_workflow_id)
+    paused = snapshot.paused is not None
     for action in [] if handed else legal_actions(snapshot.status):
+        if not offered(action, paused):
+            continue
         tone = "primary" if action in _FORWARD else ""
         if action in (Action.CANCEL, Action.MERGE_INTO):
             tone = "danger"

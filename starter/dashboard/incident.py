@@ -3,6 +3,7 @@ and its action forms (``/act``), which act through ``IncidentClient.act`` like t
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,7 +12,7 @@ from pydantic import ValidationError
 
 from schemas import links
 from schemas.actions import ACTION_SPECS
-from schemas.enums import Action, Clock, EventKind, Scope
+from schemas.enums import Action, EventKind, Scope
 from schemas.incident import IncidentSnapshot
 from schemas.lifecycle import OPEN_STATUSES
 from schemas.similarity import SimilarIncident
@@ -30,31 +31,9 @@ from starter.dashboard.pages import (
 from starter.dashboard.reviews import review_view
 from starter.dashboard.session import SessionUser, check_csrf
 from starter.errors import ActionRejected, IncidentNotFound, InvalidAction
+from starter.sla_clocks import clock_states
 
 router = APIRouter()
-
-
-def clocks(snapshot: IncidentSnapshot) -> list[dict[str, Any]]:
-    """Each SLA clock of the incident: running (with deadline), met, breached or idle."""
-    breached = {b.clock: b for b in snapshot.breaches}
-    met_at = {
-        Clock.ACK: snapshot.acknowledged_at,
-        Clock.MITIGATE: snapshot.mitigated_at,
-        Clock.RESOLVE: snapshot.resolved_at,
-        Clock.UPDATE: snapshot.last_status_update_at,
-    }
-    rows = []
-    for clock in (Clock.ACK, Clock.MITIGATE, Clock.RESOLVE, Clock.UPDATE):
-        deadline = snapshot.deadlines.get(clock)
-        rows.append(
-            {
-                "clock": clock.value,
-                "deadline": deadline,
-                "breach": breached.get(clock),
-                "met_at": met_at[clock],
-            }
-        )
-    return rows
 
 
 def incident_values(
@@ -70,7 +49,7 @@ def incident_values(
     return {
         "incident": snapshot,
         "is_open": snapshot.status in OPEN_STATUSES,
-        "clocks": clocks(snapshot),
+        "clocks": clock_states(snapshot, datetime.now(UTC)),
         "forms": forms_for(snapshot, ctx.policy) if user.allows(Scope.RESPOND) else [],
         "can_respond": user.allows(Scope.RESPOND),
         "notes": list(reversed(notes)),
