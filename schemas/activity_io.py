@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from schemas.incident import IncidentSnapshot, TimelineEvent
+from schemas.incident import IncidentSnapshot, SlackChannel, SlackMessage, TimelineEvent
 from schemas.policy import EscalationTarget
 
 ALLOCATE_INCIDENT_NUMBER = "allocate_incident_number"
 RECORD_INCIDENT = "record_incident"
 NOTIFY = "notify"
+SYNC_SLACK = "sync_slack"
 
 
 class AllocateNumberInput(BaseModel):
@@ -47,3 +48,27 @@ class NotifyResult(BaseModel):
     failed: list[FailedDelivery] = Field(default_factory=list)
     #: users the targets resolved to (schedules resolved at the event's time)
     recipients: list[str] = Field(default_factory=list)
+    #: pages the Slack bot posted (also those an earlier attempt posted), to keep current
+    slack_messages: list[SlackMessage] = Field(default_factory=list)
+
+
+class SyncSlackInput(BaseModel):
+    """Bring Slack up to date with the incident: update its pages in place, open its channel
+    (severities in ``slack.incident_channels``), post new timeline events there, archive it
+    once closed. Every part is idempotent, so a retried activity repeats nothing."""
+
+    incident: IncidentSnapshot
+    #: rewrite the incident's pages (``chat.update``): its status, level or commander changed
+    update_messages: bool = False
+    #: open the incident channel if it is not yet open
+    open_channel: bool = False
+    #: timeline events to post to the incident channel
+    events: list[TimelineEvent] = Field(default_factory=list)
+    #: policy users to invite to the incident channel (the commander, the paged responders)
+    invite: list[str] = Field(default_factory=list)
+    #: archive the incident channel (the incident is closed)
+    archive: bool = False
+
+
+class SyncSlackResult(BaseModel):
+    channel: SlackChannel | None = None

@@ -20,7 +20,7 @@ from schemas.enums import (
     Status,
     Urgency,
 )
-from schemas.policy import EscalationPolicy, ReviewPolicy, SeverityPolicy
+from schemas.policy import EscalationPolicy, ReviewPolicy, SeverityPolicy, SlackSettings
 
 
 class Link(BaseModel):
@@ -63,6 +63,22 @@ class TimelineEvent(BaseModel):
     actor: str
     kind: EventKind
     details: dict[str, Any] = Field(default_factory=dict)
+
+
+class SlackMessage(BaseModel):
+    """A Slack message the bot posted for an incident (a page), kept current by
+    ``chat.update``: the channel Slack answered with (a DM's ``D…`` ID) and the ts."""
+
+    channel: str
+    ts: str
+
+
+class SlackChannel(BaseModel):
+    """The incident's own Slack channel (``#inc-123-short-title``)."""
+
+    id: str
+    name: str
+    archived: bool = False
 
 
 class Deadlines(BaseModel):
@@ -119,6 +135,8 @@ class IncidentPolicy(BaseModel):
     #: the policy's calendars by name (``SeverityPolicy.calendar``, ``levels[].when``);
     #: a name not here counts 24x7
     calendars: dict[str, Calendar] = Field(default_factory=dict)
+    #: the policy's Slack app section; ``None``: no interactive messages, no channel
+    slack: SlackSettings | None = None
 
     def calendar(self, name: str | None) -> Calendar:
         return self.calendars.get(name or "", ALWAYS_CALENDAR)
@@ -219,6 +237,9 @@ class IncidentSnapshot(BaseModel):
     review_workflow_id: str | None = None
     timeline: list[TimelineEvent] = Field(default_factory=list)
     last_seq: int = 0
+    #: the bot's pages of this incident, updated in place on every change (docs/slack.md)
+    slack_messages: list[SlackMessage] = Field(default_factory=list)
+    slack_channel: SlackChannel | None = None
 
     def paused_seconds(self, now: datetime | None = None) -> float:
         """Wall-clock time spent paused (the pause in force counted up to ``now``)."""

@@ -7,6 +7,7 @@ level naming a user) are checked once, in :class:`Policy`, and every broken one 
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -45,6 +46,9 @@ class User(PolicyModel):
     slack: Secret | None = Field(default=None, description="Slack incoming-webhook URL for DMs")
     webhook: Secret | None = Field(default=None, description="personal webhook URL")
     full_name: str | None = None
+    #: the user's Slack member ID: the bot pages them by DM, and their button presses and
+    #: ``/incident`` commands act as this user (docs/slack.md)
+    slack_id: str | None = Field(default=None, pattern=r"^[UW][A-Z0-9]{2,}$")
 
 
 class Channel(PolicyModel):
@@ -295,6 +299,39 @@ class ReviewPolicy(PolicyModel):
     overdue_after_business_days: int = 2
 
 
+class SlackSettings(PolicyModel):
+    """The Slack app (docs/slack.md): interactive pages, ``/incident``, incident channels.
+
+    Secrets never go in the file: it names the environment variables that hold them. Without
+    a bot token in the named variable, Slack pages go through incoming webhooks as before.
+    """
+
+    #: environment variable holding the bot token (``xoxb-…``)
+    bot_token_env: str = Field(default="SLACK_BOT_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    #: environment variable holding the app's signing secret (inbound requests)
+    signing_secret_env: str = Field(
+        default="SLACK_SIGNING_SECRET", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$"
+    )
+    #: channel ID (or name) where the bot posts every new incident's page
+    default_channel: str | None = None
+    #: Slack Web API root; tests point it at a loopback receiver
+    api_url: str = "https://slack.com/api/"
+    #: severities that get their own channel (``#inc-123-short-title``)
+    incident_channels: list[Severity] = Field(
+        default_factory=lambda: [Severity.SEV1, Severity.SEV2]
+    )
+    #: archive an incident's channel once the incident is closed
+    archive_after_close: bool = True
+
+    def bot_token(self) -> str | None:
+        """The bot token, from the environment variable this section names (if set)."""
+        return os.environ.get(self.bot_token_env) or None
+
+    def signing_secret(self) -> str | None:
+        """The signing secret, from the environment variable this section names (if set)."""
+        return os.environ.get(self.signing_secret_env) or None
+
+
 class Policy(PolicyModel):
     base_url: str = "http://localhost:8000"
     users: list[User] = Field(default_factory=list)
@@ -308,6 +345,7 @@ class Policy(PolicyModel):
     tokens: list[ApiToken] = Field(default_factory=list)
     review: ReviewPolicy = ReviewPolicy()
     heartbeats: list[Heartbeat] = Field(default_factory=list)
+    slack: SlackSettings | None = None
 
     @model_validator(mode="after")
     def _references(self) -> Policy:
@@ -403,6 +441,16 @@ class Policy(PolicyModel):
         for i, tok in enumerate(self.tokens):
             if tok.user not in users:
                 errors.append(f"tokens.{i}.user: unknown user {tok.user!r}")
+        slack_ids: dict[str, str] = {}
+        for i, named in enumerate(self.users):
+            if named.slack_id is None:
+                continue
+            if named.slack_id in slack_ids:
+                errors.append(
+                    f"users.{i}.slack_id: {named.slack_id!r} is already "
+                    f"{slack_ids[named.slack_id]!r}'s"
+                )
+            slack_ids[named.slack_id] = named.name
         for field in ("facilitator_fallback", "owner"):
             name = getattr(self.review, field)
             if name is not None and name not in users:
@@ -414,6 +462,9 @@ class Policy(PolicyModel):
     # -- look-ups ---------------------------------------------------------------------
     def user(self, name: str) -> User | None:
         return next((u for u in self.users if u.name == name), None)
+
+    def user_by_slack_id(self, slack_id: str) -> User | None:
+        return next((u for u in self.users if u.slack_id == slack_id), None)
 
     def channel(self, name: str) -> Channel | None:
         return next((c for c in self.channels if c.name == name), None)

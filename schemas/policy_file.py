@@ -46,7 +46,7 @@ Loc = tuple[str, ...]
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 #: top-level fields that are not lists of named items; an error in one leaves the rest usable
-_STANDALONE = ("base_url", "review")
+_STANDALONE = ("base_url", "review", "slack")
 #: how to write values whose parse errors are otherwise cryptic
 _HINTS = {
     "time_parsing": '; write times of day as "HH:MM", e.g. "09:00"',

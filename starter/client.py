@@ -111,6 +111,10 @@ class IncidentClient:
             base_url=self.policy.base_url,
             review=self.policy.review,
             calendars={c.name: c for c in self.policy.calendars},
+            # the Slack app runs only where its bot token is set (docs/slack.md)
+            slack=self.policy.slack
+            if self.policy.slack and self.policy.slack.bot_token()
+            else None,
         )
 
     def _service(self, name: str) -> Service:

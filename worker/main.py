@@ -22,6 +22,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.db import create_pool, migrate
 from activities.notifications.activity import NotifyActivities
+from activities.notifications.slack_sync import SlackActivities
 from activities.reviews.activity import ReviewActivities
 from activities.tickets import TicketActivities
 from schemas.connection import connect_temporal
@@ -108,10 +109,12 @@ def activities_for(
     tickets = TicketActivities(pool)
     notify = NotifyActivities(pool, policy, settings, http=http)
     reviews = ReviewActivities(pool, policy, settings)
+    slack = SlackActivities(pool, policy, settings)
     return [
         tickets.allocate_incident_number,
         tickets.record_incident,
         notify.notify,
+        slack.sync_slack,
         reviews.record_review,
         reviews.send_review_invite,
         reviews.record_action_items,

@@ -52,6 +52,15 @@ async def notify(
 ) -> list[dict[str, Any]]:
     """Run the ``notify`` activity; the details of one ``notification_failed`` event per
     failure (none when everyone was reached)."""
+    failures, _ = await notify_posting(incident, event, targets)
+    return failures
+
+
+async def notify_posting(
+    incident: IncidentSnapshot, event: TimelineEvent, targets: list[EscalationTarget]
+) -> tuple[list[dict[str, Any]], NotifyResult]:
+    """:func:`notify`, and what the activity answered: the users reached, the pages the Slack
+    bot posted (the incident keeps them current)."""
     try:
         result = await workflow.execute_activity(
             NOTIFY,
@@ -62,8 +71,10 @@ async def notify(
         )
     except ActivityError as err:
         cause = str(err.cause) if err.cause is not None else str(err)
-        return [{"event_seq": event.seq, "targets": [str(t) for t in targets], "reason": cause}]
-    return [{"event_seq": event.seq, **failure.model_dump()} for failure in result.failed]
+        failed = {"event_seq": event.seq, "targets": [str(t) for t in targets], "reason": cause}
+        return [failed], NotifyResult()
+    failures = [{"event_seq": event.seq, **failure.model_dump()} for failure in result.failed]
+    return failures, result
 
 
 class Background:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from schemas import search_attributes as sa
@@ -51,12 +51,15 @@ with workflow.unsafe.imports_passed_through():
     from schemas.activity_io import (
         ALLOCATE_INCIDENT_NUMBER,
         RECORD_INCIDENT,
+        SYNC_SLACK,
         AllocateNumberInput,
         RecordIncidentInput,
+        SyncSlackInput,
+        SyncSlackResult,
     )
     from schemas.actors import MONITORING
     from schemas.classification import priority_for, severity_for
-    from schemas.enums import EventKind, Status
+    from schemas.enums import EventKind, Role, Status
     from schemas.failures import FailureType
     from schemas.incident import (
         Alert,
@@ -76,8 +79,15 @@ with workflow.unsafe.imports_passed_through():
         Step,
         event_details,
     )
+    from schemas.lifecycle import OPEN_STATUSES
     from schemas.policy import EscalationTarget
-    from workflows.common import TICKET_RETRY, Background, notify, wait_until_due
+    from workflows.common import (
+        SEND_RETRY,
+        TICKET_RETRY,
+        Background,
+        notify_posting,
+        wait_until_due,
+    )
     from workflows.review import PostIncidentReviewWorkflow, ReviewStart
     from workflows.waiting import wait_or_time_out
 
@@ -97,6 +107,9 @@ ALERT_SIGNALS = "alert-signals"
 SLA_CALENDARS = "sla-calendars"
 #: patch: the pause and resume Updates (the clocks stop and resume with the time left)
 SLA_PAUSE = "sla-pause"
+#: patch: with the policy's Slack app (``IncidentPolicy.slack``) the incident keeps its bot
+#: pages current, opens and feeds its own channel and archives it (``sync_slack``)
+SLACK_SYNC = "slack-sync"
 
 #: how many recent alert ids a run remembers to recognise resent triggers
 RECENT_ALERT_IDS = 2000
@@ -140,6 +153,15 @@ class IncidentWorkflow:
         self._queued_repeats = start.queued_repeats
         #: a clear that arrived before the trigger step
         self._early_clear: AlertClear | None = None
+        #: Slack (docs/slack.md): what the bot's pages show, whether they are behind it,
+        #: timeline events not yet posted to the incident channel, a channel that failed
+        self._slack_view = self._slack_now()
+        self._slack_stale = False
+        self._slack_events: list[TimelineEvent] = []
+        self._slack_channel_failed = False
+        #: users paged so far, and those already invited to the incident channel
+        self._slack_paged: list[str] = []
+        self._slack_invited: set[str] = set()
 
     # ------------------------------------------------------------------ main loop
     @workflow.run
@@ -163,6 +185,7 @@ class IncidentWorkflow:
         self._count_queued()
         if self._early_clear is not None:
             self._apply(self.rules.clear_alert(self._early_clear.actor, workflow.now()))
+        slack = asyncio.create_task(self._sync_slack()) if self.policy.slack else None
 
         continue_as_new = False
         while self.s.status != Status.CLOSED:
@@ -198,6 +221,8 @@ class IncidentWorkflow:
                 workflow.logger.warning("closing with notifications still being retried")
         self._finished = True
         await sync
+        if slack is not None:
+            await slack
         # No await from here on: an alert signalled after this point makes the server refuse
         # this task's completion, and the retried task sees it in ``_queued``.
         # a close accepted while draining for continue-as-new handed over to the review:
@@ -508,9 +533,11 @@ class IncidentWorkflow:
         if step.events and not step.quiet:
             self._wake += 1
             self._upsert_search_attributes()
+        if self.policy.slack is not None:
+            self._slack_changed(step)
         for effect in step.effects:
             if isinstance(effect, Page | Notify):
-                self._notify(effect.event, effect.targets)
+                self._notify(effect.event, effect.targets, page=isinstance(effect, Page))
 
     async def _run(self, step: Step) -> None:
         """:meth:`_apply`, then start the review a step hands over to."""
@@ -575,16 +602,125 @@ class IncidentWorkflow:
         if updates:
             workflow.upsert_search_attributes(updates)
 
-    def _notify(self, event: TimelineEvent, targets: list[EscalationTarget]) -> None:
+    def _notify(
+        self, event: TimelineEvent, targets: list[EscalationTarget], *, page: bool = False
+    ) -> None:
         """Send in the background; failures come back as ``notification_failed`` events."""
         unique = list({str(t): t for t in targets}.values())
         if not unique:
             return
-        self._notifications.start(self._deliver(event, unique))
+        self._notifications.start(self._deliver(event, unique, page))
 
-    async def _deliver(self, event: TimelineEvent, targets: list[EscalationTarget]) -> None:
-        for details in await notify(self.s.summary(), event, targets):
+    async def _deliver(
+        self, event: TimelineEvent, targets: list[EscalationTarget], page: bool
+    ) -> None:
+        view = self._slack_now()
+        failures, result = await notify_posting(self.s.summary(), event, targets)
+        for details in failures:
             self._apply(self.rules.notification_failed(details, workflow.now()))
+        if page and self.policy.slack is not None:
+            self._slack_paged.extend(u for u in result.recipients if u not in self._slack_paged)
+        posted = result.slack_messages
+        if posted:
+            known = {(m.channel, m.ts) for m in self.s.slack_messages}
+            self.s.slack_messages.extend(m for m in posted if (m.channel, m.ts) not in known)
+            if self._slack_now() != view:
+                self._slack_stale = True  # changed while the page was on its way
+
+    # ------------------------------------------------------------------ Slack
+    def _slack_now(self) -> tuple[object, ...]:
+        """What the bot's pages show: a change of any of it rewrites them."""
+        s = self.s
+        return (s.status, s.severity, s.escalation.level, s.responders.get(Role.COMMANDER))
+
+    def _slack_wants_channel(self) -> bool:
+        slack = self.policy.slack
+        return (
+            slack is not None
+            and self.s.slack_channel is None
+            and not self._slack_channel_failed
+            and self.s.severity in slack.incident_channels
+            and self.s.status in OPEN_STATUSES
+        )
+
+    def _slack_invites(self) -> list[str]:
+        """The commander and the paged responders not yet invited to the channel."""
+        commander = self.s.responders.get(Role.COMMANDER)
+        people = [commander] if commander else []
+        people += [u for u in self._slack_paged if u not in people]
+        return [u for u in people if u not in self._slack_invited]
+
+    def _slack_changed(self, step: Step) -> None:
+        view = self._slack_now()
+        if view != self._slack_view:
+            self._slack_view = view
+            self._slack_stale = self._slack_stale or bool(self.s.slack_messages)
+        channel = self.s.slack_channel
+        if step.quiet or not (self._slack_wants_channel() or (channel and not channel.archived)):
+            return
+        self._slack_events.extend(e for e in step.events if e.kind != EventKind.NOTIFICATION_FAILED)
+
+    def _slack_archive_due(self) -> bool:
+        slack, channel = self.policy.slack, self.s.slack_channel
+        ending = self.s.status == Status.CLOSED or self._handing_over
+        return bool(
+            slack and slack.archive_after_close and channel and not channel.archived and ending
+        )
+
+    def _slack_due(self) -> bool:
+        channel = self.s.slack_channel
+        return (
+            (self._slack_stale and bool(self.s.slack_messages))
+            or self._slack_wants_channel()
+            or (
+                channel is not None
+                and not channel.archived
+                and bool(self._slack_events or self._slack_invites())
+            )
+            or self._slack_archive_due()
+        )
+
+    async def _sync_slack(self) -> None:
+        """Bring Slack up to date whenever it is behind, one ``sync_slack`` at a time (so an
+        older state never lands after a newer one); ends with the run, after the archive."""
+        while True:
+            await workflow.wait_condition(lambda: self._slack_due() or self._finished)
+            if not self._slack_due() or not workflow.patched(SLACK_SYNC):
+                return
+            opening = self._slack_wants_channel()
+            channel = self.s.slack_channel
+            live = opening or (channel is not None and not channel.archived)
+            invite = self._slack_invites() if live else []
+            work = SyncSlackInput(
+                incident=self.s.summary(),
+                update_messages=self._slack_stale and bool(self.s.slack_messages),
+                open_channel=opening,
+                events=list(self._slack_events),
+                invite=invite,
+                archive=self._slack_archive_due(),
+            )
+            self._slack_stale = False
+            self._slack_events.clear()
+            try:
+                result = await workflow.execute_activity(
+                    SYNC_SLACK,
+                    work,
+                    result_type=SyncSlackResult,
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=SEND_RETRY,
+                )
+            except ActivityError as err:
+                self._slack_channel_failed = self._slack_channel_failed or opening
+                if self.s.slack_channel is not None and work.archive:
+                    self.s.slack_channel.archived = True  # do not try for ever
+                cause = str(err.cause) if err.cause is not None else str(err)
+                details = {"targets": ["slack"], "reason": cause}
+                self._apply(self.rules.notification_failed(details, workflow.now()))
+                continue
+            self.s.slack_channel = result.channel
+            self._slack_invited.update(invite)
+            if opening and result.channel is None:
+                self._slack_channel_failed = True  # no bot token: the activity skipped it
 
     async def _sync_tickets(self) -> None:
         """Write the ticket row and new events, batching whatever piled up meanwhile."""

@@ -29,14 +29,16 @@ from activities.notifications.channels.console import send_console
 from activities.notifications.channels.email import send_email
 from activities.notifications.channels.http import redact_url
 from activities.notifications.channels.slack import send_slack
+from activities.notifications.channels.slack_app import bot_token, post_page, web_client
 from activities.notifications.channels.webhook import send_webhook
-from activities.notifications.delivery import Delivery, resolve
+from activities.notifications.delivery import Delivery, default_channel_page, resolve
 from activities.notifications.errors import DeliveryError, permanent, transient
 from activities.notifications.rendering import RenderedMessage, Renderer
 from schemas.ack_tokens import AckClaim, sign_ack
 from schemas.activity_io import NOTIFY, FailedDelivery, NotifyInput, NotifyResult
 from schemas.enums import Action, ChannelKind, EventKind, TargetKind
 from schemas.failures import FailureType
+from schemas.incident import SlackMessage
 from schemas.lifecycle import is_legal
 from schemas.links import ack_url, incident_url
 from schemas.policy import Policy
@@ -59,9 +61,10 @@ ON CONFLICT (key) DO UPDATE SET attempts = notifications.attempts + 1
 WHERE notifications.status = 'pending'
 RETURNING attempts
 """
-_PRIOR = "SELECT status, last_error FROM notifications WHERE key = %s"
+_PRIOR = "SELECT status, last_error, slack_channel, slack_ts FROM notifications WHERE key = %s"
 _SENT = (
-    "UPDATE notifications SET status = 'sent', sent_at = now(), last_error = NULL WHERE key = %s"
+    "UPDATE notifications SET status = 'sent', sent_at = now(), last_error = NULL,"
+    " slack_channel = %s, slack_ts = %s WHERE key = %s"
 )
 _FAILED = "UPDATE notifications SET status = 'failed', last_error = %s WHERE key = %s"
 _RETRY = "UPDATE notifications SET last_error = %s WHERE key = %s"
@@ -73,6 +76,8 @@ class _Outcome:
     status: Literal["delivered", "skipped", "failed", "retry"]
     reason: str | None = None
     retry_after: float | None = None
+    #: the Slack bot's message, to keep current (``chat.update``)
+    slack: SlackMessage | None = None
 
 
 def _stored_address(delivery: Delivery) -> str | None:
@@ -136,13 +141,19 @@ class NotifyActivities:
     @activity.defn(name=NOTIFY)
     async def notify(self, input: NotifyInput) -> NotifyResult:
         seen = await self._seen_before(input)
+        token = bot_token(self.policy.slack)
         resolution = resolve(
             self.policy,
             input.incident.number,
             input.event.seq,
             input.targets,
             input.event.at,
+            slack_bot=token is not None,
         )
+        if token is not None:
+            resolution.deliveries.extend(
+                default_channel_page(self.policy, input.incident, input.event)
+            )
         outcomes = await asyncio.gather(
             *(self._deliver(input, d, seen) for d in resolution.deliveries),
             return_exceptions=True,
@@ -176,6 +187,7 @@ class NotifyActivities:
                 if o.status == "failed" or (o.status == "skipped" and o.reason is not None)
             ],
             recipients=resolution.recipients,
+            slack_messages=[o.slack for o in done if o.slack is not None],
         )
 
     async def _seen_before(self, input: NotifyInput) -> str | None:
@@ -219,10 +231,12 @@ class NotifyActivities:
             claimed = await claim.fetchone()
             prior = None if claimed else await (await conn.execute(_PRIOR, (key,))).fetchone()
         if prior is not None:
-            status, last_error = prior
+            status, last_error, slack_channel, slack_ts = prior
             activity.logger.info("notification %s already %s, skipped", key, status)
+            posted = SlackMessage(channel=slack_channel, ts=slack_ts) if slack_ts else None
             # a failure recorded by an earlier attempt is reported again, so it is not lost
-            return _Outcome(delivery, "skipped", last_error if status == "failed" else None)
+            reason = last_error if status == "failed" else None
+            return _Outcome(delivery, "skipped", reason, slack=posted)
 
         try:
             if delivery.problem is not None:
@@ -240,7 +254,7 @@ class NotifyActivities:
             except Exception as exc:  # a broken (override) template must not block others
                 raise permanent(f"template error: {type(exc).__name__}: {exc}") from exc
             try:
-                await self._send(input, delivery, message, ack_link)
+                posted = await self._send(input, delivery, message, ack_link)
             except DeliveryError:
                 raise
             except Exception as exc:
@@ -257,10 +271,11 @@ class NotifyActivities:
             page_failed(activity_meter(), delivery.channel, retryable=False)
             activity.logger.warning("notification %s failed: %s", key, exc.reason)
             return _Outcome(delivery, "failed", exc.reason)
-        await self._record(_SENT, (key,))
+        slack = (posted.channel, posted.ts) if posted else (None, None)
+        await self._record(_SENT, (*slack, key))
         page_sent(activity_meter(), delivery.channel)
         activity.logger.info("notification %s sent", key)
-        return _Outcome(delivery, "delivered")
+        return _Outcome(delivery, "delivered", slack=posted)
 
     async def _record(self, sql: str, params: tuple[Any, ...]) -> None:
         async with self.pool.connection() as conn:
@@ -272,13 +287,22 @@ class NotifyActivities:
         delivery: Delivery,
         message: RenderedMessage,
         ack_link: str | None = None,
-    ) -> None:
+    ) -> SlackMessage | None:
+        """Send one delivery; the Slack bot's message when it posted one."""
         channel = ChannelKind(delivery.channel)
         address = delivery.address or ""
         if channel != ChannelKind.CONSOLE and not address:
             raise permanent(f"{channel.value} channel has no address")
         if channel == ChannelKind.EMAIL:
             await send_email(self.settings, address, message, key=delivery.key)
+        elif channel == ChannelKind.SLACK and not address.lower().startswith(("http:", "https:")):
+            # a channel or member ID: the bot posts the page with its buttons
+            slack = self.policy.slack
+            token = bot_token(slack)
+            if slack is None or token is None:
+                raise permanent(f"Slack {address} needs the bot token (policy slack.bot_token_env)")
+            link = incident_url(self.base_url, input.incident.number)
+            return await post_page(web_client(slack, token), address, message, input.incident, link)
         elif channel == ChannelKind.SLACK:
             await send_slack(self._client(), address, message)
         elif channel == ChannelKind.WEBHOOK:
@@ -302,3 +326,4 @@ class NotifyActivities:
             await send_apprise(address, message)
         else:
             await send_console(delivery.recipient, message, key=delivery.key)
+        return None

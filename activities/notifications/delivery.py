@@ -6,9 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from schemas.enums import ChannelKind, TargetKind
+from schemas.enums import ChannelKind, EventKind, TargetKind
+from schemas.incident import IncidentSnapshot, TimelineEvent
 from schemas.oncall import on_call
 from schemas.policy import EscalationTarget, Policy, User
+
+#: the target of the page the Slack bot posts to the policy's ``slack.default_channel``
+SLACK_DEFAULT_TARGET = "slack:default_channel"
 
 #: channel column of a delivery that could not be resolved (nothing is sent)
 UNRESOLVED = "none"
@@ -53,23 +57,33 @@ class Resolution:
     recipients: list[str]
 
 
-def user_contacts(user: User) -> list[tuple[ChannelKind, str | None]]:
-    """A user's channels in the policy: email, Slack, webhook; console when none is set."""
+def user_contacts(user: User, *, slack_bot: bool = False) -> list[tuple[ChannelKind, str | None]]:
+    """A user's channels in the policy: email, Slack, webhook; console when none is set.
+    With the Slack bot (``slack_bot``), a user's ``slack_id`` gets the page as a DM."""
     contacts: list[tuple[ChannelKind, str | None]] = []
     if user.email:
         contacts.append((ChannelKind.EMAIL, user.email))
     if user.slack:
         contacts.append((ChannelKind.SLACK, user.slack))
+    if slack_bot and user.slack_id:
+        contacts.append((ChannelKind.SLACK, user.slack_id))
     if user.webhook:
         contacts.append((ChannelKind.WEBHOOK, user.webhook))
     return contacts or [(ChannelKind.CONSOLE, None)]
 
 
 def resolve(
-    policy: Policy, number: str, seq: int, targets: list[EscalationTarget], at: datetime
+    policy: Policy,
+    number: str,
+    seq: int,
+    targets: list[EscalationTarget],
+    at: datetime,
+    *,
+    slack_bot: bool = False,
 ) -> Resolution:
     """Deliveries for ``targets`` at instant ``at`` (schedules resolved then), deduplicated:
-    a user reached through two targets gets each message once, under the first target."""
+    a user reached through two targets gets each message once, under the first target.
+    ``slack_bot``: the Slack bot has a token, so users' ``slack_id`` are reached too."""
     deliveries: list[Delivery] = []
     recipients: list[str] = []
     seen: set[tuple[str, str]] = set()
@@ -93,7 +107,7 @@ def resolve(
             return
         if name not in recipients:
             recipients.append(name)
-        for kind, address in user_contacts(user):
+        for kind, address in user_contacts(user, slack_bot=slack_bot):
             add(
                 Delivery(
                     number,
@@ -138,3 +152,25 @@ def resolve(
                 )
             )
     return Resolution(deliveries, recipients)
+
+
+def default_channel_page(
+    policy: Policy, incident: IncidentSnapshot, event: TimelineEvent
+) -> list[Delivery]:
+    """The new incident's page in the policy's ``slack.default_channel``, posted by the bot
+    (the caller checks it has a token): one per incident, on its ``triggered`` event."""
+    slack = policy.slack
+    if slack is None or not slack.default_channel or event.kind != EventKind.TRIGGERED:
+        return []
+    channel = slack.default_channel
+    return [
+        Delivery(
+            incident.number,
+            event.seq,
+            SLACK_DEFAULT_TARGET,
+            channel,
+            ChannelKind.SLACK.value,
+            channel,
+            display_name=channel,
+        )
+    ]

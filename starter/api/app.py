@@ -28,6 +28,7 @@ from starter.api import (
     incidents,
     integrations_alertmanager,
     integrations_pagerduty,
+    integrations_slack,
     knowledge,
     ops,
     reports,
@@ -95,6 +96,7 @@ def create_app(
         try:
             yield
         finally:
+            await slack_inbound.drain()
             if ctx.pool is not None:
                 await ctx.pool.close()
                 ctx.pool = None
@@ -117,6 +119,7 @@ def create_app(
     reviews.document_policy_users(app, holder.current)
     app.include_router(heartbeats.router)
     app.include_router(knowledge.router)
+    slack_inbound = integrations_slack.install(app)
     install_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=options.max_body_bytes, max_depth=options.max_json_depth

@@ -30,6 +30,9 @@ DEFAULT_MAX_JSON_DEPTH = 32
 DEFAULT_RATE_LIMIT = 120  # requests per minute per credential
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+#: routes that take a form body (Slack posts ``application/x-www-form-urlencoded`` and signs
+#: its exact bytes); only the size limit applies to them, their handlers parse and check
+FORM_PATH_PREFIXES = ("/api/v1/integrations/slack/",)
 
 
 def is_json_media_type(content_type: str | None) -> bool:
@@ -39,6 +42,11 @@ def is_json_media_type(content_type: str | None) -> bool:
     return media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
     )
+
+
+def is_form_media_type(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/x-www-form-urlencoded"
 
 
 def _reject_constant(name: str) -> Any:
@@ -155,7 +163,10 @@ class BodyLimitMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        if body:
+        form = scope["path"].startswith(FORM_PATH_PREFIXES) and is_form_media_type(
+            headers.get("content-type")
+        )
+        if body and not form:
             if not is_json_media_type(headers.get("content-type")):
                 await self._reject(
                     scope, receive, send, 415, "request body must be application/json"
