@@ -32,7 +32,9 @@ def escape(text: object) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _truncate(text: str, length: int) -> str:
+def truncate(value: object, length: int) -> str:
+    """At most ``length`` characters, an ellipsis marking a cut (Slack's field limits)."""
+    text = str(value)
     return text if len(text) <= length else text[: length - 1] + "…"
 
 
@@ -80,7 +82,7 @@ def status_blocks(incident: IncidentSnapshot, link: str) -> list[dict[str, Any]]
     level or commander; the buttons follow what is legal."""
     title = f"{incident.number} {incident.status.value}: {incident.title}"
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _truncate(title, 150)}},
+        {"type": "header", "text": {"type": "plain_text", "text": truncate(title, 150)}},
         {"type": "section", "fields": _fields(incident)},
     ]
     if incident.status != Status.CLOSED:
@@ -130,4 +132,4 @@ def timeline_text(event: TimelineEvent) -> str:
     )
     if detail:
         text += f": {escape(detail)}"
-    return _truncate(text, 3000)
+    return truncate(text, 3000)

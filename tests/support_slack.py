@@ -13,12 +13,11 @@ import hashlib
 import hmac
 import itertools
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -26,6 +25,7 @@ import pytest
 
 from schemas.policy import Policy
 from tests.conftest import wait_for
+from tests.support_receivers import HttpReceiver
 
 RESPOND_PREFIX = "/respond/"
 
@@ -40,23 +40,14 @@ class SlackCall:
     path: str
 
 
-class SlackApi:
-    """A Slack Web API on 127.0.0.1 that answers ``ok`` and records every call."""
+class SlackApi(HttpReceiver):
+    """A Slack Web API on 127.0.0.1 that answers ``ok`` and records every call (the
+    loopback server of :class:`HttpReceiver`, with Slack's answers)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._calls: list[SlackCall] = []
         self._ts = itertools.count(1)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), daemon=True
-        )
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__()
 
     @property
     def api_url(self) -> str:
@@ -109,15 +100,6 @@ class SlackApi:
             return {"ok": True, "channel": {"id": f"C{uuid.uuid4().hex[:9].upper()}", "name": name}}
         return {"ok": True}
 
-    def start(self) -> SlackApi:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         api = self
 
@@ -158,11 +140,8 @@ class SlackApi:
 
 @pytest.fixture(name="slack_api")
 def slack_api_fixture() -> Iterator[SlackApi]:
-    api = SlackApi().start()
-    try:
+    with SlackApi() as api:
         yield api
-    finally:
-        api.stop()
 
 
 def sign(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:

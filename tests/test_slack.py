@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +60,15 @@ class SlackStack:
 
     async def snapshot(self, number: str) -> IncidentSnapshot:
         return await self.stack.client.get(number)
+
+    async def wait_snapshot(
+        self, number: str, holds: Callable[[IncidentSnapshot], bool], what: str
+    ) -> IncidentSnapshot:
+        async def probe() -> IncidentSnapshot | None:
+            snapshot = await self.snapshot(number)
+            return snapshot if holds(snapshot) else None
+
+        return await wait_for(probe, message=f"{number}: {what}")
 
     def link(self, number: str) -> str:
         return incident_url(self.policy.base_url, number)
@@ -154,9 +163,7 @@ async def test_page_button_acknowledges_and_the_message_is_updated(
         opened = await st.http.get(st.link(number).removeprefix(st.policy.base_url))
         assert opened.status_code in (200, 303), opened.text
         # the workflow keeps where the pages went
-        await wait_for(
-            lambda: _messages(st, number), message="the pages in the snapshot", timeout=15
-        )
+        await st.wait_snapshot(number, lambda s: len(s.slack_messages) == 2, "both pages kept")
         snapshot = await st.snapshot(number)
         assert {m.channel for m in snapshot.slack_messages} == {"DALICE01", "C0INCIDENTS"}
 
@@ -204,13 +211,6 @@ async def test_page_button_acknowledges_and_the_message_is_updated(
         assert refused["text"].startswith(f"{number} is acknowledged: cannot acknowledge")
         assert len((await st.snapshot(number)).timeline) == len(acknowledged.timeline)
         await record_history(st.stack, number, "slack_page_updated")
-
-
-def _messages(st: SlackStack, number: str) -> Any:
-    async def probe() -> bool:
-        return len((await st.snapshot(number)).slack_messages) == 2
-
-    return probe()
 
 
 async def test_only_signed_fresh_requests_from_known_users_change_anything(
@@ -306,9 +306,7 @@ async def test_incident_command_and_incident_channel(
         name = f"inc-{number.removeprefix('INC-')}-payments-api-down"
         created = await slack_api.wait_calls("conversations.create", name=name)
         assert len(created) == 1
-        await wait_for(
-            lambda: _channel(st, number), message="the channel in the snapshot", timeout=15
-        )
+        await st.wait_snapshot(number, lambda s: s.slack_channel is not None, "the channel")
         channel = (await st.snapshot(number)).slack_channel
         assert channel is not None and channel.name == name
         invites = await slack_api.wait_calls("conversations.invite", channel=channel.id)
@@ -360,23 +358,10 @@ async def test_incident_command_and_incident_channel(
         await slack_api.wait_calls("conversations.archive", channel=channel.id)
         posts = [c.args["text"] for c in slack_api.calls("chat.postMessage", channel=channel.id)]
         assert posts[-2:] == ["*resolved* by bob: fixed", "*closed* by bob"]
-        await wait_for(lambda: _archived(st, number), message="the archived channel", timeout=15)
+        await st.wait_snapshot(
+            number, lambda s: s.slack_channel is not None and s.slack_channel.archived, "archived"
+        )
         await record_history(st.stack, number, "slack_incident_channel")
-
-
-def _channel(st: SlackStack, number: str) -> Any:
-    async def probe() -> bool:
-        return (await st.snapshot(number)).slack_channel is not None
-
-    return probe()
-
-
-def _archived(st: SlackStack, number: str) -> Any:
-    async def probe() -> bool:
-        channel = (await st.snapshot(number)).slack_channel
-        return channel is not None and channel.archived
-
-    return probe()
 
 
 # ---------------------------------------------------------------------------- pure parts

@@ -24,6 +24,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.knowledge import seen_before
+from activities.notifications import ledger
 from activities.notifications.channels.apprise_channel import send_apprise
 from activities.notifications.channels.console import send_console
 from activities.notifications.channels.email import send_email
@@ -50,24 +51,6 @@ from schemas.telemetry import activity_meter, page_failed, page_sent
 TRANSIENT_ERROR_TYPE = FailureType.NOTIFICATION_DELIVERY_RETRY
 #: the longest a trigger's page waits for its "Seen before" line
 SEEN_BEFORE_TIMEOUT_SECONDS = 2.0
-
-# Record the key if new and claim it (attempts + 1) while it is pending: one round trip.
-# No row back means the key is already sent or failed.
-_CLAIM = """
-INSERT INTO notifications
-    (key, number, seq, event_kind, target, recipient, channel, address, attempts)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1)
-ON CONFLICT (key) DO UPDATE SET attempts = notifications.attempts + 1
-WHERE notifications.status = 'pending'
-RETURNING attempts
-"""
-_PRIOR = "SELECT status, last_error, slack_channel, slack_ts FROM notifications WHERE key = %s"
-_SENT = (
-    "UPDATE notifications SET status = 'sent', sent_at = now(), last_error = NULL,"
-    " slack_channel = %s, slack_ts = %s WHERE key = %s"
-)
-_FAILED = "UPDATE notifications SET status = 'failed', last_error = %s WHERE key = %s"
-_RETRY = "UPDATE notifications SET last_error = %s WHERE key = %s"
 
 
 @dataclass
@@ -216,7 +199,7 @@ class NotifyActivities:
         key = delivery.key
         async with self.pool.connection() as conn:
             claim = await conn.execute(
-                _CLAIM,
+                ledger.CLAIM,
                 (
                     key,
                     delivery.number,
@@ -229,7 +212,7 @@ class NotifyActivities:
                 ),
             )
             claimed = await claim.fetchone()
-            prior = None if claimed else await (await conn.execute(_PRIOR, (key,))).fetchone()
+            prior = None if claimed else await (await conn.execute(ledger.PRIOR, (key,))).fetchone()
         if prior is not None:
             status, last_error, slack_channel, slack_ts = prior
             activity.logger.info("notification %s already %s, skipped", key, status)
@@ -263,16 +246,16 @@ class NotifyActivities:
                 raise transient(f"unexpected {type(exc).__name__} while sending") from exc
         except DeliveryError as exc:
             if exc.transient:
-                await self._record(_RETRY, (exc.reason, key))
+                await self._record(ledger.RETRY, (exc.reason, key))
                 page_failed(activity_meter(), delivery.channel, retryable=True)
                 activity.logger.warning("notification %s will be retried: %s", key, exc.reason)
                 return _Outcome(delivery, "retry", exc.reason, exc.retry_after)
-            await self._record(_FAILED, (exc.reason, key))
+            await self._record(ledger.FAILED, (exc.reason, key))
             page_failed(activity_meter(), delivery.channel, retryable=False)
             activity.logger.warning("notification %s failed: %s", key, exc.reason)
             return _Outcome(delivery, "failed", exc.reason)
         slack = (posted.channel, posted.ts) if posted else (None, None)
-        await self._record(_SENT, (*slack, key))
+        await self._record(ledger.SENT, (*slack, key))
         page_sent(activity_meter(), delivery.channel)
         activity.logger.info("notification %s sent", key)
         return _Outcome(delivery, "delivered", slack=posted)

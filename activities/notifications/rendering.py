@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from schemas.durations import format_duration
 from schemas.incident import IncidentSnapshot, TimelineEvent
+from schemas.slack_messages import escape, truncate
 
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
 GENERIC_KIND = "kinds/_generic.j2"
@@ -69,11 +70,6 @@ def _duration(value: Any) -> str:
         return str(value)
 
 
-def _slack_escape(value: Any) -> str:
-    """Escape the three characters Slack mrkdwn treats as control characters."""
-    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _pick(mapping: dict[str, Any], *keys: str) -> Any:
     """The first non-empty value of ``keys`` in ``mapping``, else ``None``."""
     for key in keys:
@@ -81,11 +77,6 @@ def _pick(mapping: dict[str, Any], *keys: str) -> Any:
         if value not in (None, "", [], {}):
             return value
     return None
-
-
-def _truncate(value: Any, length: int) -> str:
-    text = str(value)
-    return text if len(text) <= length else text[: length - 1] + "…"
 
 
 class Renderer:
@@ -105,7 +96,7 @@ class Renderer:
             lstrip_blocks=True,
         )
         self.env.filters.update(
-            when=_when, duration=_duration, slack_escape=_slack_escape, truncate_to=_truncate
+            when=_when, duration=_duration, slack_escape=escape, truncate_to=truncate
         )
         self.env.globals["pick"] = _pick
 

@@ -21,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.notifications import ledger
 from activities.notifications.channels.slack_app import bot_token, call, slack_error, web_client
 from activities.notifications.errors import DeliveryError
 from schemas.activity_io import SYNC_SLACK, SyncSlackInput, SyncSlackResult
@@ -32,19 +33,6 @@ from schemas.policy import Policy
 from schemas.policy_holder import PolicyHolder
 from schemas.settings import Settings
 from schemas.slack_messages import channel_name, status_blocks, status_text, timeline_text
-
-_CLAIM = """
-INSERT INTO notifications
-    (key, number, seq, event_kind, target, recipient, channel, address, attempts)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1)
-ON CONFLICT (key) DO UPDATE SET attempts = notifications.attempts + 1
-WHERE notifications.status = 'pending'
-RETURNING attempts
-"""
-_SENT = (
-    "UPDATE notifications SET status = 'sent', sent_at = now(), last_error = NULL,"
-    " slack_channel = %s, slack_ts = %s WHERE key = %s"
-)
 
 
 class SlackActivities:
@@ -211,11 +199,11 @@ class SlackActivities:
         key = f"{number}:{seq}:{target}:{channel.id}:{ChannelKind.SLACK.value}"
         async with self.pool.connection() as conn:
             claim = await conn.execute(
-                _CLAIM,
+                ledger.CLAIM,
                 (key, number, seq, kind, target, channel.id, ChannelKind.SLACK.value, channel.id),
             )
             if await claim.fetchone() is None:
                 return
         posted_channel, ts = await send()
         async with self.pool.connection() as conn:
-            await conn.execute(_SENT, (posted_channel, ts, key))
+            await conn.execute(ledger.SENT, (posted_channel, ts, key))
