@@ -164,6 +164,8 @@ async def test_integrations_and_respond_async_answer_before_the_number(
             f"/api/v1/incidents/{number}/timeline", headers=api.auth("read")
         )
         assert timeline.json()["events"][0]["kind"] == "triggered"
+        # its level-1 page ran with a heartbeat timeout (patch notify-heartbeats)
+        await record_history(api.stack, number, "notify_heartbeats_page")
 
         # Alertmanager: a flapping check fires and clears back to back; the clear reaches the
         # new run before its trigger step and is applied after it, never before

@@ -30,6 +30,7 @@ from schemas.policy import Policy
 from schemas.policy_holder import POLICY_INFO_METRIC, PolicyHolder
 from schemas.settings import Settings
 from worker.telemetry import metrics_runtime
+from workflows.common import HEARTBEAT_THROTTLE
 from workflows.heartbeat import HeartbeatWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.review import PostIncidentReviewWorkflow
@@ -151,6 +152,7 @@ def build_worker(
         max_concurrent_activity_task_polls=tuning.activity_task_pollers,
         graceful_shutdown_timeout=tuning.graceful_shutdown,
         deployment_config=deployment_config(settings),
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
 
 

@@ -37,6 +37,16 @@ STORE_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
 )
+#: patch: the ``notify`` activity heartbeats and is given ``NOTIFY_HEARTBEAT_TIMEOUT``, so a
+#: page in flight on a worker that dies is retried by another within seconds; before it,
+#: only the 60 s start-to-close timeout noticed
+NOTIFY_HEARTBEATS = "notify-heartbeats"
+#: how long the server waits for a ``notify`` heartbeat before it retries the page elsewhere
+#: (the activity beats every fifth of it, and the worker sends a beat at most this often:
+#: ``HEARTBEAT_THROTTLE``, so a busy worker keeps a 4 s margin rather than the SDK's 20 %)
+NOTIFY_HEARTBEAT_TIMEOUT = timedelta(seconds=5)
+HEARTBEAT_THROTTLE = timedelta(seconds=1)
+
 #: notifications and invites: a bounded budget (about 10 minutes), then a
 #: ``notification_failed`` event says who was not reached
 SEND_RETRY = RetryPolicy(
@@ -67,6 +77,9 @@ async def notify_posting(
             NotifyInput(incident=incident, event=event, targets=targets),
             result_type=NotifyResult,
             start_to_close_timeout=timedelta(seconds=60),
+            heartbeat_timeout=(
+                NOTIFY_HEARTBEAT_TIMEOUT if workflow.patched(NOTIFY_HEARTBEATS) else None
+            ),
             retry_policy=SEND_RETRY,
         )
     except ActivityError as err:

@@ -63,6 +63,14 @@ class _Outcome:
     slack: SlackMessage | None = None
 
 
+async def _heartbeat(every: float) -> None:
+    """Tell the server this attempt is alive while its deliveries run (a worker that dies
+    stops beating, and the page is retried elsewhere after the heartbeat timeout)."""
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(every)
+
+
 def _stored_address(delivery: Delivery) -> str | None:
     """What the table keeps of the address: URLs redacted (they often embed tokens)."""
     if delivery.address is None:
@@ -123,6 +131,16 @@ class NotifyActivities:
 
     @activity.defn(name=NOTIFY)
     async def notify(self, input: NotifyInput) -> NotifyResult:
+        timeout = activity.info().heartbeat_timeout
+        if not timeout:  # scheduled before the notify-heartbeats patch
+            return await self._notify(input)
+        beating = asyncio.create_task(_heartbeat(timeout.total_seconds() / 5))
+        try:
+            return await self._notify(input)
+        finally:
+            beating.cancel()
+
+    async def _notify(self, input: NotifyInput) -> NotifyResult:
         seen = await self._seen_before(input)
         token = bot_token(self.policy.slack)
         resolution = resolve(
