@@ -226,6 +226,9 @@ class Service(PolicyModel):
     inbound_secret: Secret | None = None
     #: this service's own SLA targets, per severity, over the policy's ``severities``
     sla: dict[Severity, SlaOverride] = Field(default_factory=dict)
+    #: requests/min each of this service's integration keys may send (0 = unlimited);
+    #: unset = ``INCIDENTFLOW_RATE_LIMIT``
+    rate_limit: int | None = Field(default=None, ge=0)
 
 
 class ClassificationRule(PolicyModel):
@@ -284,6 +287,8 @@ class ApiToken(PolicyModel):
     user: str
     sha256: Secret = Field(pattern=r"^[0-9a-f]{64}$")
     scopes: list[Scope] = Field(min_length=1)
+    #: requests/min this token may send (0 = unlimited); unset = ``INCIDENTFLOW_RATE_LIMIT``
+    rate_limit: int | None = Field(default=None, ge=0)
 
 
 class ReviewPolicy(PolicyModel):

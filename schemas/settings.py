@@ -11,6 +11,10 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TASK_QUEUE = "incidentflow"
+#: requests/min per credential: PagerDuty's Events API v2 default per integration key, so a
+#: sender built for PagerDuty meets the same limit here and its backoff on 429 already fits;
+#: an alert storm from one key is better absorbed by dedup keys than by raising it
+DEFAULT_RATE_LIMIT = 120
 
 
 class Settings(BaseSettings):
@@ -42,6 +46,11 @@ class Settings(BaseSettings):
         default=False,
         description="let `incidentflow worker` / `api` start with a policy holding the "
         "published development credentials (schemas/dev_credentials.py); never in production",
+    )
+    incidentflow_rate_limit: int = Field(
+        default=DEFAULT_RATE_LIMIT,
+        ge=0,
+        description="requests/min per credential (API token or integration key); 0 = off",
     )
     incidentflow_ack_link_ttl_seconds: float = Field(
         default=24 * 3600, gt=0, description="how long a page's acknowledge link works"

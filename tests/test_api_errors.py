@@ -393,6 +393,53 @@ async def test_429_per_token_with_retry_after(temporal_client: Client, database_
         assert answers == [202, 202, 202, 429]
 
 
+async def test_rate_limit_from_the_environment_with_policy_overrides(
+    temporal_client: Client, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """INCIDENTFLOW_RATE_LIMIT sets every credential's rate; the policy overrides it for a
+    token and for a service's integration keys; 0 turns it off."""
+    policy, names = api_policy()
+    tokens = [
+        t.model_copy(update={"rate_limit": 0 if t.name == "admin" else None}) for t in policy.tokens
+    ]
+    services = [
+        s.model_copy(update={"rate_limit": 1 if s.name == names.other_service else None})
+        for s in policy.services
+    ]
+    policy = policy.model_copy(update={"tokens": tokens, "services": services})
+    monkeypatch.setenv("INCIDENTFLOW_RATE_LIMIT", "2")
+    settings = Settings(database_url=database_url)
+    assert settings.incidentflow_rate_limit == 2
+    async with serve(create_app(settings, policy, temporal=temporal_client)) as http:
+        reads = [(await http.get("/metrics", headers=names.auth("read"))).status_code]
+        reads += [(await http.get("/metrics", headers=names.auth("read"))).status_code]
+        limited = await http.get("/metrics", headers=names.auth("read"))
+        assert reads == [200, 200] and limited.status_code == 429
+        assert limited.headers["retry-after"] == "30"  # one request's worth at 2/min
+        assert limited.json()["message"] == "rate limit of 2 requests per minute exceeded"
+        # the admin token's override: unlimited
+        admin = [(await http.get("/metrics", headers=names.auth("admin"))).status_code]
+        admin += [(await http.get("/metrics", headers=names.auth("admin"))) for _ in range(5)]
+        assert admin[0] == 200 and all(r.status_code == 200 for r in admin[1:])
+        # the payments service's keys: 1/min, PagerDuty's throttle answer past it
+        event = {"routing_key": names.other_key, "event_action": "acknowledge", "dedup_key": "k"}
+        answers = [await http.post("/v2/enqueue", json=event) for _ in range(2)]
+        assert [a.status_code for a in answers] == [202, 429]
+        assert answers[1].headers["retry-after"] == "60"
+        # the checkout service's key: the environment's 2/min
+        am = f"/api/v1/integrations/alertmanager/{names.key}"
+        body = {"version": "4", "status": "resolved", "alerts": []}
+        statuses = [(await http.post(am, json=body)).status_code for _ in range(3)]
+        assert statuses == [202, 202, 429]
+    monkeypatch.setenv("INCIDENTFLOW_RATE_LIMIT", "0")  # off, where no override says more
+    settings = Settings(database_url=database_url)
+    async with serve(create_app(settings, policy, temporal=temporal_client)) as http:
+        reads = [(await http.get("/metrics", headers=names.auth("read"))) for _ in range(5)]
+        assert all(r.status_code == 200 for r in reads)
+        answers = [await http.post("/v2/enqueue", json=event) for _ in range(2)]
+        assert [a.status_code for a in answers] == [202, 429]
+
+
 async def test_503_with_retry_after_when_postgres_or_temporal_is_down(
     temporal_client: Client,
 ) -> None:

@@ -70,7 +70,9 @@ def create_app(
         settings=settings,
         policies=holder,
         options=options,
-        limiter=RateLimiter(options.rate_limit),
+        limiter=RateLimiter(
+            settings.incidentflow_rate_limit if options.rate_limit is None else options.rate_limit
+        ),
         metrics=ApiMetrics(),
     )
 

@@ -39,6 +39,8 @@ class Principal(BaseModel):
     token: str
     user: str
     scopes: frozenset[Scope]
+    #: the token's own requests/min from the policy, if it has one
+    rate_limit: int | None = None
 
     def allows(self, scope: Scope) -> bool:
         return Scope.ADMIN in self.scopes or scope in self.scopes
@@ -51,12 +53,15 @@ def _unauthorized(message: str, error: str | None = None) -> ApiError:
     return ApiError(401, message, headers={"WWW-Authenticate": challenge})
 
 
-def check_rate(ctx: ApiContext, key: str) -> None:
-    retry_after = ctx.limiter.take(key)
+def check_rate(ctx: ApiContext, key: str, override: int | None = None) -> None:
+    """429 with Retry-After once the credential spent its requests per minute (the policy's
+    ``rate_limit`` of its token or service, else ``INCIDENTFLOW_RATE_LIMIT``; 0 = none)."""
+    retry_after = ctx.limiter.take(key, override)
     if retry_after is not None:
+        limit = ctx.limiter.per_minute if override is None else override
         raise ApiError(
             429,
-            f"rate limit of {ctx.options.rate_limit} requests per minute exceeded",
+            f"rate limit of {limit} requests per minute exceeded",
             headers={"Retry-After": str(retry_after)},
             details={"retry_after_seconds": retry_after},
         )
@@ -71,7 +76,12 @@ async def authenticate(
     token = find_token(ctx.policy, credentials.credentials)
     if token is None:
         raise _unauthorized("invalid bearer token", "invalid_token")
-    return Principal(token=token.name, user=token.user, scopes=frozenset(token.scopes))
+    return Principal(
+        token=token.name,
+        user=token.user,
+        scopes=frozenset(token.scopes),
+        rate_limit=token.rate_limit,
+    )
 
 
 def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
@@ -81,7 +91,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         ctx: Annotated[ApiContext, Depends(get_context)],
         principal: Annotated[Principal, Depends(authenticate)],
     ) -> Principal:
-        check_rate(ctx, f"token:{principal.token}")
+        check_rate(ctx, f"token:{principal.token}", principal.rate_limit)
         if not principal.allows(scope):
             raise ApiError(
                 403,
@@ -104,7 +114,7 @@ def integration_service(ctx: ApiContext, key: str) -> Service | None:
             if hmac.compare_digest(digest, hash_token(known).encode("ascii")) and service is None:
                 service = candidate
     if service is not None:
-        check_rate(ctx, f"integration:{hash_token(key)}")
+        check_rate(ctx, f"integration:{hash_token(key)}", service.rate_limit)
     return service
 
 

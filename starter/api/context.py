@@ -20,7 +20,6 @@ from schemas.settings import Settings
 from starter.api.limits import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_JSON_DEPTH,
-    DEFAULT_RATE_LIMIT,
     RateLimiter,
 )
 from starter.api.metrics import ApiMetrics
@@ -33,7 +32,8 @@ T = TypeVar("T")
 class ApiOptions(BaseModel):
     """Tunables of one app instance (tests shrink them; production keeps the defaults)."""
 
-    rate_limit: int = Field(default=DEFAULT_RATE_LIMIT, ge=1, description="requests/min/token")
+    #: requests/min per credential; ``None`` = ``INCIDENTFLOW_RATE_LIMIT`` (0 = off)
+    rate_limit: int | None = Field(default=None, ge=0)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1)
     max_json_depth: int = Field(default=DEFAULT_MAX_JSON_DEPTH, ge=2)
     #: seconds to wait for a PostgreSQL connection before answering 503

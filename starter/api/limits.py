@@ -23,11 +23,11 @@ from typing import Any
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from schemas.settings import DEFAULT_RATE_LIMIT
 from starter.api.errors import error_response
 
 DEFAULT_MAX_BODY_BYTES = 512 * 1024
 DEFAULT_MAX_JSON_DEPTH = 32
-DEFAULT_RATE_LIMIT = 120  # requests per minute per credential
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 #: routes that take a form body (Slack posts ``application/x-www-form-urlencoded`` and signs
@@ -235,24 +235,31 @@ class BodyLimitMiddleware:
 
 
 class RateLimiter:
-    """Token bucket per credential: ``per_minute`` requests, refilled continuously.
+    """Token bucket per credential: ``per_minute`` requests (a burst of as many), refilled
+    continuously; each credential may have its own rate (the policy's overrides), read at
+    every request so a policy reload applies at once.
 
     In memory, so the limit holds per API replica; that bounds one noisy client without a
     shared store.
     """
 
     def __init__(self, per_minute: int = DEFAULT_RATE_LIMIT) -> None:
-        self.capacity = float(per_minute)
-        self.rate = per_minute / 60.0
+        #: the default rate (``INCIDENTFLOW_RATE_LIMIT``); 0 = unlimited
+        self.per_minute = per_minute
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    def take(self, key: str) -> int | None:
-        """Spend one request; ``None`` when allowed, else seconds to wait (Retry-After)."""
+    def take(self, key: str, per_minute: int | None = None) -> int | None:
+        """Spend one request at ``per_minute`` (default: the limiter's); ``None`` when
+        allowed, else seconds to wait (Retry-After)."""
+        limit = self.per_minute if per_minute is None else per_minute
+        if limit <= 0:
+            return None
+        capacity, rate = float(limit), limit / 60.0
         now = time.monotonic()
-        tokens, last = self._buckets.get(key, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        tokens, last = self._buckets.get(key, (capacity, now))
+        tokens = min(capacity, tokens + (now - last) * rate)
         if tokens >= 1.0:
             self._buckets[key] = (tokens - 1.0, now)
             return None
         self._buckets[key] = (tokens, now)
-        return max(1, math.ceil((1.0 - tokens) / self.rate))
+        return max(1, math.ceil((1.0 - tokens) / rate))
