@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from schemas.actors import MONITORING, Actor
-from schemas.enums import Action, Role, Severity
+from schemas.enums import Action, ComponentStatus, Role, Severity, StatusPhase
 
 #: longest actor name an action accepts
 ACTOR_MAX = 200
@@ -75,7 +75,15 @@ class NoteInput(ActionInput):
 
 
 class StatusUpdateInput(ActionInput):
+    """A status update: told to the stakeholders; a ``public`` one also goes on the status
+    page (services marked ``public``) and to its confirmed subscribers."""
+
     text: str = Field(min_length=1, max_length=65536)
+    public: bool = False
+    #: where things stand, as the status page shows it (default: investigating)
+    phase: StatusPhase | None = None
+    #: overrides the component status the incident's severity implies while it is open
+    component_status: ComponentStatus | None = None
 
 
 class EscalateInput(ActionInput):

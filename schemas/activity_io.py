@@ -13,6 +13,10 @@ ALLOCATE_INCIDENT_NUMBER = "allocate_incident_number"
 RECORD_INCIDENT = "record_incident"
 NOTIFY = "notify"
 SYNC_SLACK = "sync_slack"
+#: a public status update to the status page's confirmed subscribers
+MAIL_SUBSCRIBERS = "mail_subscribers"
+#: a subscription's confirmation mail (``StatusSubscriptionWorkflow``)
+SEND_SUBSCRIPTION_CONFIRMATION = "send_subscription_confirmation"
 
 
 class AllocateNumberInput(BaseModel):
@@ -72,3 +76,23 @@ class SyncSlackInput(BaseModel):
 
 class SyncSlackResult(BaseModel):
     channel: SlackChannel | None = None
+
+
+class PublishInput(BaseModel):
+    """Mail a public status update (``event``) to the confirmed subscribers; idempotent per
+    (number, event seq, subscriber). The activity reads what may be shown from the policy."""
+
+    incident: IncidentSnapshot
+    event: TimelineEvent
+
+
+class PublishResult(BaseModel):
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+class SubscriptionRequest(BaseModel):
+    """Someone asked ``POST /status/subscribe`` for ``email`` (already checked)."""
+
+    email: str = Field(min_length=3, max_length=254)

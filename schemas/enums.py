@@ -135,6 +135,8 @@ class TargetKind(StrEnum):
     USER = "user"
     SCHEDULE = "schedule"
     CHANNEL = "channel"
+    #: a plain address of someone who is not a responder (stakeholders: ``email:cfo@x.com``)
+    EMAIL = "email"
 
 
 class ChannelKind(StrEnum):
@@ -143,3 +145,21 @@ class ChannelKind(StrEnum):
     WEBHOOK = "webhook"
     APPRISE = "apprise"
     CONSOLE = "console"
+
+
+class StatusPhase(StrEnum):
+    """Where an incident stands, as a public status update says (Statuspage's names)."""
+
+    INVESTIGATING = "investigating"
+    IDENTIFIED = "identified"
+    MONITORING = "monitoring"
+    RESOLVED = "resolved"
+
+
+class ComponentStatus(StrEnum):
+    """A public component's status (Statuspage's names), best first."""
+
+    OPERATIONAL = "operational"
+    DEGRADED_PERFORMANCE = "degraded_performance"
+    PARTIAL_OUTAGE = "partial_outage"
+    MAJOR_OUTAGE = "major_outage"

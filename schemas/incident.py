@@ -20,7 +20,13 @@ from schemas.enums import (
     Status,
     Urgency,
 )
-from schemas.policy import EscalationPolicy, ReviewPolicy, SeverityPolicy, SlackSettings
+from schemas.policy import (
+    EscalationPolicy,
+    ReviewPolicy,
+    SeverityPolicy,
+    SlackSettings,
+    StakeholderRule,
+)
 
 
 class Link(BaseModel):
@@ -137,6 +143,8 @@ class IncidentPolicy(BaseModel):
     calendars: dict[str, Calendar] = Field(default_factory=dict)
     #: the policy's Slack app section; ``None``: no interactive messages, no channel
     slack: SlackSettings | None = None
+    #: the policy's stakeholder rules covering this service (told, not paged)
+    stakeholders: list[StakeholderRule] = Field(default_factory=list)
 
     def calendar(self, name: str | None) -> Calendar:
         return self.calendars.get(name or "", ALWAYS_CALENDAR)

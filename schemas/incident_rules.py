@@ -48,7 +48,7 @@ from schemas.calendars import (
     is_working,
     next_working_instant,
 )
-from schemas.enums import Action, Clock, EventKind, Role, Status, TargetKind
+from schemas.enums import Action, Clock, EventKind, Role, Status, StatusPhase, TargetKind
 from schemas.failures import FailureType
 from schemas.incident import (
     Breach,
@@ -100,7 +100,14 @@ class StartReview:
     review_after: int
 
 
-Effect = Page | Notify | StartReview
+@dataclass(frozen=True)
+class Publish:
+    """Put a public status update ``event`` on the status page's subscribers' mail."""
+
+    event: TimelineEvent
+
+
+Effect = Page | Notify | StartReview | Publish
 
 
 @dataclass
@@ -151,6 +158,24 @@ def required_text(a: ActionInput) -> str | None:
     return None
 
 
+def status_update_details(a: StatusUpdateInput) -> dict[str, Any]:
+    """The ``status_update_posted`` event's details: the text, and for a public update its
+    phase and component status (what the status page reads back from PostgreSQL)."""
+    details: dict[str, Any] = {"text": a.text}
+    if a.public:
+        details["public"] = True
+        details["phase"] = (a.phase or StatusPhase.INVESTIGATING).value
+    elif a.phase is not None:
+        details["phase"] = a.phase.value
+    if a.component_status is not None:
+        details["component_status"] = a.component_status.value
+    return details
+
+
+def _user(name: str) -> EscalationTarget:
+    return EscalationTarget(kind=TargetKind.USER, name=name)
+
+
 def event_details(a: ActionInput) -> dict[str, Any]:
     """The details of the event a status-changing action writes."""
     if isinstance(a, AcknowledgeInput | InvestigateInput | MitigateInput):
@@ -192,6 +217,11 @@ def _always() -> bool:
     return True
 
 
+#: answers whether stakeholders and role holders are told (the ``stakeholder-notices`` patch);
+#: asked only where telling them adds a notification
+TellsStakeholders = Callable[[], bool]
+
+
 # ---------------------------------------------------------------------------- rules
 
 
@@ -204,11 +234,13 @@ class IncidentRules:
         policy: IncidentPolicy,
         typed_actors: TypedActors = _always,
         calendar_clocks: CalendarClocks = _always,
+        tells_stakeholders: TellsStakeholders = _always,
     ) -> None:
         self.s = s
         self.policy = policy
         self._typed_actors = typed_actors
         self._calendar_clocks = calendar_clocks
+        self._tells_stakeholders = tells_stakeholders
 
     # ------------------------------------------------------------------ reading
     def severity_policy(self) -> SeverityPolicy:
@@ -334,20 +366,34 @@ class IncidentRules:
         if isinstance(a, ReopenInput):
             self._reopen(step, a.actor, a.reason or "", now)
         elif isinstance(a, AssignInput):
+            previous = s.responders.get(a.role)
             s.responders[a.role] = a.user
             self.participate_name(a.user)
             details = {"role": a.role.value, "user": a.user}
-            self._append(step, EventKind.ASSIGNED, a.actor, details, now)
+            if previous is not None and previous != a.user:
+                details["previous"] = previous
+            event = self._append(step, EventKind.ASSIGNED, a.actor, details, now)
+            holders = [a.user] + ([previous] if previous and previous != a.user else [])
+            if self._tells_stakeholders():
+                step.effects.append(Notify(event, [_user(name) for name in holders]))
         elif isinstance(a, ChangeSeverityInput):
             self._change_severity(step, a, now)
         elif isinstance(a, NoteInput):
             self._append(step, EventKind.NOTE_ADDED, a.actor, {"text": a.text}, now)
         elif isinstance(a, StatusUpdateInput):
             s.last_status_update_at = now
-            self._append(step, EventKind.STATUS_UPDATE_POSTED, a.actor, {"text": a.text}, now)
+            event = self._append(
+                step, EventKind.STATUS_UPDATE_POSTED, a.actor, status_update_details(a), now
+            )
             sp = self.severity_policy()
             if sp.update_every is not None and not self._paused(Clock.UPDATE):
                 s.deadlines.update = self.deadline(Clock.UPDATE, now, sp.update_every)
+            told = self.stakeholder_targets(EventKind.STATUS_UPDATE_POSTED)
+            if (told or a.public) and self._tells_stakeholders():
+                if told:
+                    step.effects.append(Notify(event, told))
+                if a.public:
+                    step.effects.append(Publish(event))
         elif isinstance(a, PauseInput):
             self._pause(step, a, now)
         elif isinstance(a, ResumeInput):
@@ -375,7 +421,7 @@ class IncidentRules:
             {"from": old.value, "to": a.severity.value, "reason": a.reason or ""},
             now,
         )
-        step.effects.append(Notify(event, self.current_level_targets()))
+        step.effects.append(Notify(event, self.with_stakeholders(event)))
 
     def _escalate_by_hand(self, step: Step, a: EscalateInput, now: datetime) -> None:
         """Page a named target now, or the next level of the policy."""
@@ -399,6 +445,7 @@ class IncidentRules:
         event = self._append(step, EventKind.TRIGGERED, actor, details, now)
         self.start_clocks(self.s.created_at)
         self._page_level(step, 1, event, now)
+        self._tell_stakeholders(step, event)
         return step
 
     def reopen(self, actor: Actor, reason: str, now: datetime) -> Step:
@@ -499,7 +546,7 @@ class IncidentRules:
         kind = TRANSITIONS[action].event
         event = self._append(step, kind, actor, details, now)
         if kind in TELLS_THE_PAGED:
-            step.effects.append(Notify(event, self.paged_targets()))
+            step.effects.append(Notify(event, self.with_stakeholders(event, self.paged_targets())))
 
     def _acknowledges(self, action: Action, actor: Actor) -> bool:
         typed = acknowledges(action, actor)
@@ -530,6 +577,7 @@ class IncidentRules:
         event = self._append(step, EventKind.REOPENED, actor, {"reason": reason}, now)
         self.start_clocks(now)
         self._page_level(step, 1, event, now)
+        self._tell_stakeholders(step, event)
 
     # ------------------------------------------------------------------ clocks
     def within(self, clock: Clock) -> timedelta | None:
@@ -670,7 +718,7 @@ class IncidentRules:
                 {"last_update_at": last.isoformat() if last else None},
                 now,
             )
-            step.effects.append(Notify(event, self.responder_targets()))
+            step.effects.append(Notify(event, self.reminder_targets()))
         return step
 
     def _breach(self, step: Step, clock: Clock, deadline: datetime, now: datetime) -> None:
@@ -842,10 +890,43 @@ class IncidentRules:
                 seen.setdefault(str(t), t)
         return list(seen.values())
 
+    def stakeholder_targets(self, kind: EventKind) -> list[EscalationTarget]:
+        """Whom the policy's stakeholder rules tell about ``kind`` at today's severity."""
+        seen: dict[str, EscalationTarget] = {}
+        for rule in self.policy.stakeholders:
+            if rule.covers(self.s.service) and rule.tells(kind, self.s.severity):
+                for t in rule.targets:
+                    seen.setdefault(str(t), t)
+        return list(seen.values())
+
+    def with_stakeholders(
+        self, event: TimelineEvent, targets: list[EscalationTarget] | None = None
+    ) -> list[EscalationTarget]:
+        """``targets`` (default: the current level) plus the stakeholders of ``event``."""
+        base = self.current_level_targets() if targets is None else targets
+        told = self.stakeholder_targets(event.kind)
+        if told and self._tells_stakeholders():
+            return base + told
+        return base
+
+    def _tell_stakeholders(self, step: Step, event: TimelineEvent) -> None:
+        """A notice (not a page) to the stakeholders of ``event``."""
+        told = self.stakeholder_targets(event.kind)
+        if told and self._tells_stakeholders():
+            step.effects.append(Notify(event, told))
+
+    def reminder_targets(self) -> list[EscalationTarget]:
+        """Who is reminded that a status update is due: the communications lead once one is
+        assigned, else the commander and assignee."""
+        comms = self.s.responders.get(Role.COMMUNICATIONS)
+        if comms is not None and self._tells_stakeholders():
+            return [_user(comms)]
+        return self.responder_targets()
+
     def responder_targets(self) -> list[EscalationTarget]:
         s = self.s
         names = [s.responders[r] for r in (Role.COMMANDER, Role.ASSIGNEE) if r in s.responders]
-        return [EscalationTarget(kind=TargetKind.USER, name=n) for n in dict.fromkeys(names)]
+        return [_user(n) for n in dict.fromkeys(names)]
 
     # ------------------------------------------------------------------ timeline
     def _append(

@@ -59,3 +59,23 @@ def review_url(base_url: str, number: str) -> str:
 
 def ack_url(base_url: str, token: str) -> str:
     return dashboard_url(base_url, ack_path(token))
+
+
+# ---------------------------------------------------------------------------- status page
+#: where the public status page is served on the API server (no sign-in)
+STATUS_PREFIX = "/status"
+
+
+def status_url(base_url: str, path: str = "") -> str:
+    """The status page (``path`` below it: ``/feed.atom``, ``/summary.json``)."""
+    return f"{_root(base_url)}{STATUS_PREFIX}{path}"
+
+
+def confirm_subscription_url(base_url: str, token: str) -> str:
+    """A subscription's signed confirmation link (``schemas.status_tokens``)."""
+    return status_url(base_url, f"/subscriptions/confirm/{quote(token, safe='')}")
+
+
+def unsubscribe_url(base_url: str, token: str) -> str:
+    """A subscriber's signed unsubscribe link, in every mail it gets."""
+    return status_url(base_url, f"/subscriptions/unsubscribe/{quote(token, safe='')}")

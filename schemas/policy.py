@@ -8,6 +8,7 @@ level naming a user) are checked once, in :class:`Policy`, and every broken one 
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,6 +28,7 @@ from schemas.enums import (
     Category,
     ChannelKind,
     Clock,
+    EventKind,
     Impact,
     Scope,
     Severity,
@@ -135,6 +137,10 @@ class OutOfHours(PolicyModel):
         return bool(self.targets) and (not self.severities or severity in self.severities)
 
 
+#: a plain email address (one ``@``, a dotted domain, nothing that could smuggle a second one)
+EMAIL_PATTERN = r"^[^@\s<>,;:\"()\[\]]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+
+
 class EscalationLevel(PolicyModel):
     targets: list[EscalationTarget] = Field(min_length=1)
     #: time without acknowledgement before the next level is paged
@@ -214,6 +220,13 @@ class SlaOverride(PolicyModel):
 
 class Service(PolicyModel):
     name: str = Field(min_length=1)
+    #: shown on the public status page as a component (needs ``display_name``)
+    public: bool = False
+    #: the component's public name; the internal name never appears on the status page
+    display_name: str | None = Field(default=None, min_length=1, max_length=200)
+    #: the public title of this service's incidents (never the alert's own title);
+    #: default "<display name>: degraded performance"
+    public_title: str | None = Field(default=None, min_length=1, max_length=200)
     description: str = ""
     escalation_policy: str
     integration_keys: list[Secret] = Field(default_factory=list)
@@ -229,6 +242,57 @@ class Service(PolicyModel):
     #: requests/min each of this service's integration keys may send (0 = unlimited);
     #: unset = ``INCIDENTFLOW_RATE_LIMIT``
     rate_limit: int | None = Field(default=None, ge=0)
+
+
+#: the events stakeholders can be told about (``stakeholders[].events``)
+STAKEHOLDER_EVENTS: tuple[EventKind, ...] = (
+    EventKind.TRIGGERED,
+    EventKind.SEVERITY_CHANGED,
+    EventKind.MITIGATED,
+    EventKind.RESOLVED,
+    EventKind.REOPENED,
+    EventKind.STATUS_UPDATE_POSTED,
+)
+#: what a stakeholder rule tells when it names no events
+DEFAULT_STAKEHOLDER_EVENTS: tuple[EventKind, ...] = (
+    EventKind.TRIGGERED,
+    EventKind.MITIGATED,
+    EventKind.RESOLVED,
+    EventKind.STATUS_UPDATE_POSTED,
+)
+
+
+class StakeholderRule(PolicyModel):
+    """People who are told, not paged: ``targets`` hear ``events`` of incidents on
+    ``services`` (empty: every service) at ``severities`` (empty: every severity)."""
+
+    name: str = Field(min_length=1)
+    services: list[str] = Field(default_factory=list)
+    severities: list[Severity] = Field(default_factory=list)
+    events: list[EventKind] = Field(default_factory=lambda: list(DEFAULT_STAKEHOLDER_EVENTS))
+    targets: list[EscalationTarget] = Field(min_length=1)
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: list[EventKind]) -> list[EventKind]:
+        wrong = [e.value for e in value if e not in STAKEHOLDER_EVENTS]
+        if wrong:
+            allowed = ", ".join(e.value for e in STAKEHOLDER_EVENTS)
+            raise ValueError(f"stakeholders are not told about {', '.join(wrong)} ({allowed})")
+        return value
+
+    def covers(self, service: str) -> bool:
+        return not self.services or service in self.services
+
+    def tells(self, event: EventKind, severity: Severity) -> bool:
+        return event in self.events and (not self.severities or severity in self.severities)
+
+
+class StatusPage(PolicyModel):
+    """The public status page (``/status``): its name; components are the services marked
+    ``public: true``."""
+
+    name: str = Field(default="Status", min_length=1, max_length=200)
 
 
 class ClassificationRule(PolicyModel):
@@ -351,6 +415,8 @@ class Policy(PolicyModel):
     review: ReviewPolicy = ReviewPolicy()
     heartbeats: list[Heartbeat] = Field(default_factory=list)
     slack: SlackSettings | None = None
+    stakeholders: list[StakeholderRule] = Field(default_factory=list)
+    status_page: StatusPage = StatusPage()
 
     @model_validator(mode="after")
     def _references(self) -> Policy:
@@ -363,7 +429,7 @@ class Policy(PolicyModel):
             "escalation_policies",
             "services",
         )
-        for section in (*sections, "heartbeats"):
+        for section in (*sections, "heartbeats", "stakeholders"):
             seen: set[str] = set()
             for i, item in enumerate(getattr(self, section)):
                 if item.name in seen:
@@ -381,6 +447,14 @@ class Policy(PolicyModel):
             TargetKind.CHANNEL: {c.name for c in self.channels},
         }
         missing_sev = [s.value for s in Severity if s not in self.severities]
+
+        def target_error(path: str, t: EscalationTarget) -> None:
+            if t.kind == TargetKind.EMAIL:
+                if not re.match(EMAIL_PATTERN, t.name):
+                    errors.append(f"{path}: {t.name!r} is not an email address")
+            elif t.name not in known[t.kind]:
+                errors.append(f"{path}: unknown {t.kind.value} {t.name!r}")
+
         if missing_sev:
             errors.append(f"severities: missing {', '.join(missing_sev)}")
         for i, sched in enumerate(self.schedules):
@@ -395,28 +469,21 @@ class Policy(PolicyModel):
             for j, level in enumerate(ep.levels):
                 at = f"escalation_policies.{i}.levels.{j}"
                 for k, t in enumerate(level.targets):
-                    if t.name not in known[t.kind]:
-                        errors.append(f"{at}.targets.{k}: unknown {t.kind.value} {t.name!r}")
+                    target_error(f"{at}.targets.{k}", t)
                 if level.when is not None and level.when not in calendars:
                     errors.append(f"{at}.when: unknown calendar {level.when!r}")
                 if level.out_of_hours is not None:
                     if level.when is None:
                         errors.append(f"{at}.out_of_hours: needs `when: <calendar>` on the level")
                     for k, t in enumerate(level.out_of_hours.targets):
-                        if t.name not in known[t.kind]:
-                            errors.append(
-                                f"{at}.out_of_hours.targets.{k}: unknown {t.kind.value} {t.name!r}"
-                            )
+                        target_error(f"{at}.out_of_hours.targets.{k}", t)
         for i, cal in enumerate(self.calendars):
             if cal.name == ALWAYS:
                 errors.append(f"calendars.{i}.name: {ALWAYS!r} is built in (every hour counts)")
         for sev, sp in self.severities.items():
             errors += _unknown_calendars(f"severities.{sev.value}.calendar", sp, calendars)
             for k, t in enumerate(sp.on_breach):
-                if t.name not in known[t.kind]:
-                    errors.append(
-                        f"severities.{sev.value}.on_breach.{k}: unknown {t.kind.value} {t.name!r}"
-                    )
+                target_error(f"severities.{sev.value}.on_breach.{k}", t)
         policies = {p.name for p in self.escalation_policies}
         keys: dict[str, str] = {}
         for i, svc in enumerate(self.services):
@@ -437,6 +504,18 @@ class Policy(PolicyModel):
                     )
                 keys[key] = svc.name
         services = {s.name for s in self.services}
+        for i, svc in enumerate(self.services):
+            if svc.public and not svc.display_name:
+                errors.append(
+                    f"services.{i}.display_name: a public service needs the name the status "
+                    "page shows"
+                )
+        for i, holder in enumerate(self.stakeholders):
+            for j, name in enumerate(holder.services):
+                if name not in services:
+                    errors.append(f"stakeholders.{i}.services.{j}: unknown service {name!r}")
+            for k, t in enumerate(holder.targets):
+                target_error(f"stakeholders.{i}.targets.{k}", t)
         for i, rule in enumerate(self.classification):
             if rule.service is not None and rule.service not in services:
                 errors.append(f"classification.{i}.service: unknown service {rule.service!r}")
@@ -498,6 +577,10 @@ class Policy(PolicyModel):
 
     def service_for_key(self, integration_key: str) -> Service | None:
         return next((s for s in self.services if integration_key in s.integration_keys), None)
+
+    def stakeholders_of(self, service: str) -> list[StakeholderRule]:
+        """The stakeholder rules covering ``service`` (an incident snapshots them)."""
+        return [rule for rule in self.stakeholders if rule.covers(service)]
 
 
 def _unknown_calendars(path: str, sp: SeverityPolicy | SlaOverride, known: set[str]) -> list[str]:

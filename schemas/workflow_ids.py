@@ -20,3 +20,14 @@ def incident_workflow_id(service: str, dedup_key: str) -> str:
 def heartbeat_workflow_id(name: str) -> str:
     """Workflow ID of a heartbeat's dead man's switch: one per heartbeat name."""
     return f"heartbeat:{name}"
+
+
+def subscriber_id(email: str) -> str:
+    """A subscriber's key: the SHA-256 of the address, lower-cased (the row's id, the
+    signed links' subject), so neither a workflow ID nor a log line shows the address."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def subscription_workflow_id(email: str) -> str:
+    """Workflow ID of a subscription's confirmation mail: one at a time per address."""
+    return f"status-subscription:{subscriber_id(email)[:40]}"

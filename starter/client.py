@@ -115,6 +115,7 @@ class IncidentClient:
             slack=self.policy.slack
             if self.policy.slack and self.policy.slack.bot_token()
             else None,
+            stakeholders=self.policy.stakeholders_of(service.name),
         )
 
     def _service(self, name: str) -> Service:

@@ -24,6 +24,7 @@ from activities.db import create_pool, migrate
 from activities.notifications.activity import NotifyActivities
 from activities.notifications.slack_sync import SlackActivities
 from activities.reviews.activity import ReviewActivities
+from activities.status_page.activity import StatusPageActivities
 from activities.tickets import TicketActivities
 from schemas.connection import connect_temporal
 from schemas.policy import Policy
@@ -34,10 +35,16 @@ from workflows.common import HEARTBEAT_THROTTLE
 from workflows.heartbeat import HeartbeatWorkflow
 from workflows.incident import IncidentWorkflow
 from workflows.review import PostIncidentReviewWorkflow
+from workflows.subscription import StatusSubscriptionWorkflow
 
 log = logging.getLogger("incidentflow.worker")
 
-WORKFLOWS = [IncidentWorkflow, PostIncidentReviewWorkflow, HeartbeatWorkflow]
+WORKFLOWS = [
+    IncidentWorkflow,
+    PostIncidentReviewWorkflow,
+    HeartbeatWorkflow,
+    StatusSubscriptionWorkflow,
+]
 
 #: schemas and pydantic are pure and deterministic: pass them through the sandbox instead of
 #: re-importing them for every workflow run
@@ -111,6 +118,7 @@ def activities_for(
     notify = NotifyActivities(pool, policy, settings, http=http)
     reviews = ReviewActivities(pool, policy, settings)
     slack = SlackActivities(pool, policy, settings)
+    status_page = StatusPageActivities(pool, policy, settings)
     return [
         tickets.allocate_incident_number,
         tickets.record_incident,
@@ -123,6 +131,8 @@ def activities_for(
         reviews.store_action_items,
         reviews.update_action_item,
         reviews.complete_hand_over,
+        status_page.send_subscription_confirmation,
+        status_page.mail_subscribers,
     ]
 
 

@@ -50,9 +50,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from schemas.activity_io import (
         ALLOCATE_INCIDENT_NUMBER,
+        MAIL_SUBSCRIBERS,
         RECORD_INCIDENT,
         SYNC_SLACK,
         AllocateNumberInput,
+        PublishInput,
+        PublishResult,
         RecordIncidentInput,
         SyncSlackInput,
         SyncSlackResult,
@@ -74,6 +77,7 @@ with workflow.unsafe.imports_passed_through():
         IncidentRules,
         Notify,
         Page,
+        Publish,
         Refused,
         StartReview,
         Step,
@@ -110,6 +114,11 @@ SLA_PAUSE = "sla-pause"
 #: patch: with the policy's Slack app (``IncidentPolicy.slack``) the incident keeps its bot
 #: pages current, opens and feeds its own channel and archives it (``sync_slack``)
 SLACK_SYNC = "slack-sync"
+#: patch: stakeholders hear status updates and the lifecycle events the policy names, public
+#: updates go to the status page's subscribers, ``assign`` tells the new and the previous
+#: holder, and reminders go to the communications lead once one is assigned; before it,
+#: status updates reached no one and assignments were told to nobody
+STAKEHOLDER_NOTICES = "stakeholder-notices"
 
 #: how many recent alert ids a run remembers to recognise resent triggers
 RECENT_ALERT_IDS = 2000
@@ -130,6 +139,7 @@ class IncidentWorkflow:
             self.policy,
             typed_actors=lambda: workflow.patched(TYPED_ACTORS),
             calendar_clocks=lambda: workflow.patched(SLA_CALENDARS),
+            tells_stakeholders=lambda: workflow.patched(STAKEHOLDER_NOTICES),
         )
         #: events not yet written to PostgreSQL, by seq (a coalesced event is re-queued)
         self._unsynced: dict[int, TimelineEvent] = {}
@@ -538,6 +548,8 @@ class IncidentWorkflow:
         for effect in step.effects:
             if isinstance(effect, Page | Notify):
                 self._notify(effect.event, effect.targets, page=isinstance(effect, Page))
+            elif isinstance(effect, Publish):
+                self._notifications.start(self._publish(effect.event))
 
     async def _run(self, step: Step) -> None:
         """:meth:`_apply`, then start the review a step hands over to."""
@@ -721,6 +733,29 @@ class IncidentWorkflow:
             self._slack_invited.update(invite)
             if opening and result.channel is None:
                 self._slack_channel_failed = True  # no bot token: the activity skipped it
+
+    async def _publish(self, event: TimelineEvent) -> None:
+        """Mail a public update to the subscribers; a failure is written to the timeline."""
+        try:
+            result = await workflow.execute_activity(
+                MAIL_SUBSCRIBERS,
+                PublishInput(incident=self.s.summary(), event=event),
+                result_type=PublishResult,
+                start_to_close_timeout=timedelta(minutes=5),
+                retry_policy=SEND_RETRY,
+            )
+        except ActivityError as err:
+            reason = str(err.cause) if err.cause is not None else str(err)
+            failed = {"event_seq": event.seq, "targets": ["subscribers"], "reason": reason}
+            self._apply(self.rules.notification_failed(failed, workflow.now()))
+            return
+        if result.failed:
+            failed = {
+                "event_seq": event.seq,
+                "targets": ["subscribers"],
+                "reason": f"{result.failed} subscriber(s) not reached",
+            }
+            self._apply(self.rules.notification_failed(failed, workflow.now()))
 
     async def _sync_tickets(self) -> None:
         """Write the ticket row and new events, batching whatever piled up meanwhile."""

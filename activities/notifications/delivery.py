@@ -134,6 +134,19 @@ def resolve(
                 add(unresolved(label, target.name, f"nobody on call for {target.name!r}"))
             for name in users:
                 add_user(label, name)
+        elif target.kind == TargetKind.EMAIL:
+            # a stakeholder who is not a user: a plain address, by email only
+            add(
+                Delivery(
+                    number,
+                    seq,
+                    label,
+                    target.name,
+                    ChannelKind.EMAIL.value,
+                    target.name,
+                    display_name=target.name,
+                )
+            )
         else:
             channel = policy.channel(target.name)
             if channel is None:

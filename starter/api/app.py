@@ -40,6 +40,7 @@ from starter.api.limits import BodyLimitMiddleware, RateLimiter
 from starter.api.metrics import ApiMetrics, MetricsMiddleware
 from starter.api.redaction import install_log_redaction
 from starter.client import IncidentClient
+from starter.status_page.routes import mount_status_page
 
 log = logging.getLogger("incidentflow.api")
 
@@ -130,4 +131,5 @@ def create_app(
     from starter.dashboard.routes import mount_dashboard  # the dashboard builds on this app
 
     mount_dashboard(app)
+    mount_status_page(app)
     return app

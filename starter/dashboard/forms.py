@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from schemas.actions import ACTION_SPECS, ActionInput
-from schemas.enums import Action, Role, Severity
+from schemas.enums import Action, ComponentStatus, Role, Severity, StatusPhase
 from schemas.incident import IncidentSnapshot
 from schemas.lifecycle import handed_over, legal_actions, offered
 from schemas.policy import Policy
@@ -17,7 +17,7 @@ from schemas.policy import Policy
 class Field(BaseModel):
     name: str
     label: str
-    kind: Literal["text", "textarea", "select"] = "text"
+    kind: Literal["text", "textarea", "select", "checkbox"] = "text"
     required: bool = False
     options: list[tuple[str, str]] = []  # (value, label)
     placeholder: str = ""
@@ -46,6 +46,31 @@ _FORWARD = {
 
 def _note(name: str = "note", label: str = "Note (optional)") -> Field:
     return Field(name=name, label=label, placeholder="optional")
+
+
+def _is_public(snapshot: IncidentSnapshot, policy: Policy) -> bool:
+    service = policy.service(snapshot.service)
+    return service is not None and service.public
+
+
+def _public_fields() -> list[Field]:
+    """The status-update form's switch to the public status page (public services only)."""
+    return [
+        Field(name="public", label="Public (status page and subscribers)", kind="checkbox"),
+        Field(
+            name="phase",
+            label="Phase",
+            kind="select",
+            options=[("", "(unchanged)")] + [(p.value, p.value) for p in StatusPhase],
+        ),
+        Field(
+            name="component_status",
+            label="Component status",
+            kind="select",
+            options=[("", "from the severity")]
+            + [(c.value, c.value.replace("_", " ")) for c in ComponentStatus],
+        ),
+    ]
 
 
 def forms_for(snapshot: IncidentSnapshot, policy: Policy) -> list[ActionForm]:
@@ -92,7 +117,8 @@ def forms_for(snapshot: IncidentSnapshot, policy: Policy) -> list[ActionForm]:
                 label="Status update for stakeholders",
                 kind="textarea",
                 required=True,
-            )
+            ),
+            *(_public_fields() if _is_public(snapshot, policy) else []),
         ],
         Action.ESCALATE: [
             Field(name="target", label="To", kind="select", options=targets),

@@ -16,9 +16,10 @@ from schemas.enums import Action, EventKind, Scope
 from schemas.incident import IncidentSnapshot
 from schemas.lifecycle import OPEN_STATUSES
 from schemas.similarity import SimilarIncident
-from starter import knowledge_read
+from starter import knowledge_read, status_read
 from starter.dashboard.forms import forms_for, parse_action
 from starter.dashboard.pages import (
+    DB_DOWN,
     NUMBER,
     ctx_of,
     dashboard_of,
@@ -30,7 +31,7 @@ from starter.dashboard.pages import (
 )
 from starter.dashboard.reviews import review_view
 from starter.dashboard.session import SessionUser, check_csrf
-from starter.errors import ActionRejected, IncidentNotFound, InvalidAction
+from starter.errors import ActionRejected, IncidentNotFound, InvalidAction, ServiceUnavailable
 from starter.sla_clocks import clock_states
 
 router = APIRouter()
@@ -79,6 +80,12 @@ async def incident_response(
     values = incident_values(
         request, snapshot, user, review, similar.items if similar is not None else None
     )
+    try:
+        values["told_about"], values["subscribers_told"] = await status_read.told_about_updates(
+            ctx.db(), number
+        )
+    except (*DB_DOWN, ServiceUnavailable):
+        values["told_about"], values["subscribers_told"] = {}, {}
     return render(
         dashboard_of(request),
         request,

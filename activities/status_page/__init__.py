@@ -1,0 +1,1 @@
+"""The status page's mail: subscription confirmations and public updates to subscribers."""

@@ -1,0 +1,1 @@
+"""The public status page (``routes``): HTML, Atom feed, summary.json and subscriptions."""
