@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,36 @@ ACCEPTED = (
     "open its link to start getting updates."
 )
 _DB_DOWN = (psycopg.OperationalError, PoolTimeout)
+
+
+@dataclass(frozen=True)
+class LinkPage:
+    """A signed link's page (``/status/subscriptions/<segment>/<token>``)."""
+
+    purpose: Purpose
+    title: str
+    button: str
+    done_title: str
+    done: str
+
+
+#: URL segment → what its link does (``schemas.links`` builds the URLs)
+LINKS: dict[str, LinkPage] = {
+    "confirm": LinkPage(
+        "confirm",
+        "Confirm your subscription",
+        "Confirm",
+        "Subscribed",
+        "You will get a mail with each public update. Every mail has a link to unsubscribe.",
+    ),
+    "unsubscribe": LinkPage(
+        "unsubscribe",
+        "Unsubscribe",
+        "Unsubscribe",
+        "Unsubscribed",
+        "You will get no more mail from us.",
+    ),
+}
 
 
 def _environment() -> Environment:
@@ -299,7 +330,10 @@ def create_status_app(ctx_of: Any) -> FastAPI:
             )
         return pages.html("message.html", 202, title="Check your inbox", message=ACCEPTED)
 
-    def claim_or_page(token: str, purpose: Purpose) -> str | Response:
+    def claim_or_page(token: str, purpose: str) -> str | Response:
+        """The subscriber a valid link for ``purpose`` names, or the page saying why not."""
+        if purpose not in LINKS:
+            return pages.html("message.html", 404, title="Not found", message="No such page.")
         secret = pages.ctx.settings.incidentflow_link_secret
         if secret is None:
             return pages.html(
@@ -310,65 +344,48 @@ def create_status_app(ctx_of: Any) -> FastAPI:
             )
         try:
             claim = read_subscription(
-                secret.get_secret_value().encode(), token, purpose=purpose, now=datetime.now(UTC)
+                secret.get_secret_value().encode(),
+                token,
+                purpose=LINKS[purpose].purpose,
+                now=datetime.now(UTC),
             )
         except InvalidSubscriptionToken as err:
             return pages.html("message.html", 403, title="Link not valid", message=f"{err}.")
         return claim.subscriber
 
-    @app.get(prefix + "/subscriptions/confirm/{token}")
-    async def confirm_page(token: str) -> Response:
-        claim = claim_or_page(token, "confirm")
+    @app.get(prefix + "/subscriptions/{purpose}/{token}")
+    async def link_page(purpose: str, token: str) -> Response:
+        """One button, no change: mail scanners prefetch links."""
+        claim = claim_or_page(token, purpose)
         if isinstance(claim, Response):
             return claim
-        return pages.html("act.html", title="Confirm your subscription", button="Confirm")
+        link = LINKS[purpose]
+        return pages.html("act.html", title=link.title, button=link.button)
 
-    @app.post(prefix + "/subscriptions/confirm/{token}")
-    async def confirm(token: str) -> Response:
-        claim = claim_or_page(token, "confirm")
+    @app.post(prefix + "/subscriptions/{purpose}/{token}")
+    async def link_act(purpose: str, token: str) -> Response:
+        claim = claim_or_page(token, purpose)
         if isinstance(claim, Response):
             return claim
+        link = LINKS[purpose]
         try:
-            confirmed = await status_read.confirm_subscriber(pages.ctx.db(), claim)
+            if link.purpose == "confirm":
+                done = await status_read.confirm_subscriber(pages.ctx.db(), claim)
+            else:
+                await status_read.unsubscribe(pages.ctx.db(), claim)
+                done = True
         except (*_DB_DOWN, ServiceUnavailable):
             return pages.html(
                 "message.html", 503, title="Unavailable", message="Try again shortly."
             )
-        if not confirmed:
+        if not done:
             return pages.html(
                 "message.html",
                 409,
                 title="Not subscribed",
                 message="This address unsubscribed after asking; subscribe again to get updates.",
             )
-        return pages.html(
-            "message.html",
-            title="Subscribed",
-            message="You will get a mail with each public "
-            "update. Every mail has a link to unsubscribe.",
-        )
-
-    @app.get(prefix + "/subscriptions/unsubscribe/{token}")
-    async def unsubscribe_page(token: str) -> Response:
-        claim = claim_or_page(token, "unsubscribe")
-        if isinstance(claim, Response):
-            return claim
-        return pages.html("act.html", title="Unsubscribe", button="Unsubscribe")
-
-    @app.post(prefix + "/subscriptions/unsubscribe/{token}")
-    async def unsubscribe(token: str) -> Response:
-        claim = claim_or_page(token, "unsubscribe")
-        if isinstance(claim, Response):
-            return claim
-        try:
-            await status_read.unsubscribe(pages.ctx.db(), claim)
-        except (*_DB_DOWN, ServiceUnavailable):
-            return pages.html(
-                "message.html", 503, title="Unavailable", message="Try again shortly."
-            )
-        return pages.html(
-            "message.html", title="Unsubscribed", message="You will get no more mail from us."
-        )
+        return pages.html("message.html", title=link.done_title, message=link.done)
 
     return app
 
