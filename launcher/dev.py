@@ -38,7 +38,7 @@ from temporalio.client import Client
 from activities.db import migrate
 from launcher.mail_catcher import MailCatcher
 from schemas.connection import connect_temporal
-from schemas.links import board_url
+from schemas.links import board_url, status_url
 from schemas.policy import Policy
 from schemas.policy_holder import PolicyHolder
 from schemas.settings import Settings
@@ -438,6 +438,7 @@ class DevStack:
         rows = [
             ("API", self.api_url),
             ("Dashboard", board_url(self.api_url)),
+            ("Status page", status_url(self.api_url)),
             ("Temporal UI", self.ui_url),
             ("Temporal", f"{self.temporal_address} (namespace {self.namespace})"),
             ("Database", redact_url(self.database_url)),

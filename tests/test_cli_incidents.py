@@ -122,6 +122,8 @@ async def test_every_other_action(live: Live) -> None:
     await cli_json(live, "note", number, "cache hit ratio dropped")  # checked in the timeline
     snap = await cli_json(live, "status-update", number, "Search degraded, mitigation underway")
     assert snap["last_status_update_at"] is not None
+    public = ("Search is slow for some", "--public", "--phase", "identified")
+    await cli_json(live, "status-update", number, *public, "--component-status", "partial_outage")
     snap = await cli_json(live, "escalate", number, "--to", "user:dave", "--reason", "db help")
     assert snap["status"] == "triggered"
     snap = await cli_json(live, "merge", duplicate, "--into", number)
@@ -148,6 +150,13 @@ async def test_every_other_action(live: Live) -> None:
         assert kind in kinds, kind
     note = next(e for e in timeline if e["kind"] == "note_added")
     assert note["details"]["text"] == "cache hit ratio dropped"
+    updates = [e["details"] for e in timeline if e["kind"] == "status_update_posted"]
+    assert updates[-1] == {
+        "text": "Search is slow for some",
+        "public": True,
+        "phase": "identified",
+        "component_status": "partial_outage",
+    }
 
     # plain output of an action: one line naming the incident and its new state
     other = await open_incident(live, "plain output")

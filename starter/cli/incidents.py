@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from schemas.enums import Action
+from schemas.enums import Action, ComponentStatus, StatusPhase
 from starter import time_text
 from starter.cli.common import CliError
 
@@ -352,20 +352,30 @@ def note(
 def status_update(
     number: Number,
     text: Annotated[str, typer.Argument(help="The update for stakeholders.")],
+    public: Annotated[
+        bool,
+        typer.Option("--public", help="Also on the public status page and to its subscribers."),
+    ] = False,
+    phase: Annotated[
+        StatusPhase | None, typer.Option(help="Where things stand, as the status page shows it.")
+    ] = None,
+    component_status: Annotated[
+        ComponentStatus | None,
+        typer.Option(help="Override the component status the severity implies while open."),
+    ] = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Post a status update for stakeholders (resets the update clock)."""
-    _act(
-        url,
-        token,
-        as_json,
-        number,
-        Action.POST_STATUS_UPDATE,
-        {"text": text},
-        "status update posted",
-    )
+    body: dict[str, Any] = {"text": text}
+    if public:
+        body["public"] = True
+    if phase is not None:
+        body["phase"] = phase.value
+    if component_status is not None:
+        body["component_status"] = component_status.value
+    _act(url, token, as_json, number, Action.POST_STATUS_UPDATE, body, "status update posted")
 
 
 def merge(
