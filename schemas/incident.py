@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.actors import MONITORING, Actor
 from schemas.calendars import ALWAYS_CALENDAR, Calendar
+from schemas.classification import priority_for, severity_for
 from schemas.enums import (
     Category,
     Clock,
@@ -22,7 +23,9 @@ from schemas.enums import (
 )
 from schemas.policy import (
     EscalationPolicy,
+    Policy,
     ReviewPolicy,
+    Service,
     SeverityPolicy,
     SlackSettings,
     StakeholderRule,
@@ -149,6 +152,26 @@ class IncidentPolicy(BaseModel):
     def calendar(self, name: str | None) -> Calendar:
         return self.calendars.get(name or "", ALWAYS_CALENDAR)
 
+    @classmethod
+    def of(cls, policy: Policy, service: Service) -> IncidentPolicy:
+        """The slice of ``policy`` a new incident of ``service`` runs on (the live trigger
+        and the policy simulator both take it from here)."""
+        escalation = policy.escalation_policy(service.escalation_policy)
+        assert escalation is not None  # guaranteed by Policy's reference check
+        return cls(
+            service=service.name,
+            escalation=escalation,
+            severities=policy.severities_for(service),
+            auto_resolve=service.auto_resolve,
+            reopen_window=service.reopen_window,
+            base_url=policy.base_url,
+            review=policy.review,
+            calendars={c.name: c for c in policy.calendars},
+            # the Slack app runs only where its bot token is set (docs/slack.md)
+            slack=policy.slack if policy.slack and policy.slack.bot_token() else None,
+            stakeholders=policy.stakeholders_of(service.name),
+        )
+
 
 class Pause(BaseModel):
     """A pause in force: the clocks it stopped and the business time each had left."""
@@ -255,6 +278,30 @@ class IncidentSnapshot(BaseModel):
         if self.paused is not None and now is not None:
             total += max(0.0, (now - self.paused.since).total_seconds())
         return total
+
+    @classmethod
+    def for_alert(
+        cls, alert: Alert, escalation: EscalationPolicy, now: datetime
+    ) -> IncidentSnapshot:
+        """The snapshot of a new incident for ``alert``, before its trigger."""
+        priority = priority_for(alert.impact, alert.urgency)
+        return cls(
+            title=alert.title,
+            description=alert.description,
+            service=alert.service,
+            severity=alert.severity or severity_for(priority),
+            priority=priority,
+            impact=alert.impact,
+            urgency=alert.urgency,
+            category=alert.category,
+            labels=alert.labels,
+            details=alert.details,
+            links=alert.links,
+            dedup_key=alert.dedup_key,
+            source=alert.source,
+            created_at=now,
+            escalation=EscalationState(policy=escalation),
+        )
 
     def summary(self) -> IncidentSnapshot:
         """The snapshot without its timeline, for ticket rows and notifications."""

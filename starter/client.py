@@ -100,23 +100,7 @@ class IncidentClient:
 
     # ------------------------------------------------------------------ ingestion
     def incident_policy(self, service: Service) -> IncidentPolicy:
-        escalation = self.policy.escalation_policy(service.escalation_policy)
-        assert escalation is not None  # guaranteed by Policy's reference check
-        return IncidentPolicy(
-            service=service.name,
-            escalation=escalation,
-            severities=self.policy.severities_for(service),
-            auto_resolve=service.auto_resolve,
-            reopen_window=service.reopen_window,
-            base_url=self.policy.base_url,
-            review=self.policy.review,
-            calendars={c.name: c for c in self.policy.calendars},
-            # the Slack app runs only where its bot token is set (docs/slack.md)
-            slack=self.policy.slack
-            if self.policy.slack and self.policy.slack.bot_token()
-            else None,
-            stakeholders=self.policy.stakeholders_of(service.name),
-        )
+        return IncidentPolicy.of(self.policy, service)
 
     def _service(self, name: str) -> Service:
         service = self.policy.service(name)

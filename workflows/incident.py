@@ -61,13 +61,11 @@ with workflow.unsafe.imports_passed_through():
         SyncSlackResult,
     )
     from schemas.actors import MONITORING
-    from schemas.classification import priority_for, severity_for
     from schemas.enums import EventKind, Role, Status
     from schemas.failures import FailureType
     from schemas.incident import (
         Alert,
         AlertSignal,
-        EscalationState,
         IncidentRef,
         IncidentSnapshot,
         IncidentStart,
@@ -569,24 +567,7 @@ class IncidentWorkflow:
 
     # ------------------------------------------------------------------ bookkeeping
     def _new_snapshot(self, alert: Alert) -> IncidentSnapshot:
-        priority = priority_for(alert.impact, alert.urgency)
-        return IncidentSnapshot(
-            title=alert.title,
-            description=alert.description,
-            service=alert.service,
-            severity=alert.severity or severity_for(priority),
-            priority=priority,
-            impact=alert.impact,
-            urgency=alert.urgency,
-            category=alert.category,
-            labels=alert.labels,
-            details=alert.details,
-            links=alert.links,
-            dedup_key=alert.dedup_key,
-            source=alert.source,
-            created_at=workflow.now(),
-            escalation=EscalationState(policy=self.policy.escalation),
-        )
+        return IncidentSnapshot.for_alert(alert, self.policy.escalation, workflow.now())
 
     def _ref(self, *, created: bool, reopened: bool = False) -> IncidentRef:
         return IncidentRef(

@@ -1,6 +1,7 @@
 """The client-side process commands: ``api`` (serve the HTTP API and dashboard),
-``policy check`` and ``version``. The commands that run the worker or the embedded stack
-(``dev``, ``worker``, ``migrate``) belong to the composition root, ``launcher.cli``.
+``policy check``, ``policy simulate`` and ``version``. The commands that run the worker or
+the embedded stack (``dev``, ``worker``, ``migrate``) belong to the composition root,
+``launcher.cli``.
 """
 
 from __future__ import annotations
@@ -105,6 +106,72 @@ def policy_check(
         f"{len(loaded.calendars)} calendars, {len(loaded.heartbeats)} heartbeats",
         highlight=False,
     )
+
+
+# ---------------------------------------------------------------------------- policy simulate
+@policy_app.command("simulate")
+def policy_simulate(
+    file: Annotated[Path, typer.Argument(help="The policy file to simulate.", show_default=False)],
+    service: Annotated[str, typer.Option("--service", help="The incident's service.")],
+    severity: Annotated[str, typer.Option("--severity", help="SEV1..SEV4.")],
+    at: Annotated[
+        str,
+        typer.Option(
+            "--at", help="When it triggers, with an offset: 2026-12-24T03:00+01:00 (or Z)."
+        ),
+    ],
+    ack_after: Annotated[
+        str | None, typer.Option("--ack-after", help="Acknowledged this long after: 20m.")
+    ] = None,
+    diff: Annotated[
+        Path | None,
+        typer.Option("--diff", help="Show what changed from this (older) policy file."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The plan(s) as JSON.")] = False,
+) -> None:
+    """Print, with no server, what the policy would do to one incident: who is paged at each
+    level and when (rotations, overrides, calendars, repeats resolved), every SLA deadline in
+    wall-clock and working time, and when the review would be booked. It runs the workflow's
+    own rules on a simulated clock."""
+    from datetime import datetime, timedelta
+
+    from schemas.durations import parse_duration
+    from schemas.enums import Severity
+    from starter.cli.simulate import run
+
+    try:
+        level = Severity(severity.upper())
+    except ValueError:
+        raise typer.BadParameter("one of SEV1, SEV2, SEV3, SEV4", param_hint="--severity") from None
+    try:
+        start = datetime.fromisoformat(at.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{at!r}: write an instant like 2026-12-24T03:00+01:00", param_hint="--at"
+        ) from None
+    if start.tzinfo is None:
+        raise typer.BadParameter("add a UTC offset, e.g. +01:00 or Z", param_hint="--at")
+    ack: timedelta | None = None
+    if ack_after is not None:
+        parsed = parse_duration(ack_after)
+        if not isinstance(parsed, timedelta) or parsed < timedelta(0):
+            raise typer.BadParameter(
+                f"{ack_after!r}: write a duration like 20m", param_hint="--ack-after"
+            )
+        ack = parsed
+    policy = load_policy_or_exit(file)
+    old = load_policy_or_exit(diff) if diff is not None else None
+    if policy.service(service) is None:
+        known = ", ".join(s.name for s in policy.services)
+        raise typer.BadParameter(
+            f"unknown service {service!r}; known: {known}", param_hint="--service"
+        )
+    if old is not None and old.service(service) is None:
+        raise typer.BadParameter(f"{diff} has no service {service!r}", param_hint="--diff")
+    text = run(
+        policy, service=service, severity=level, at=start, ack_after=ack, old=old, as_json=as_json
+    )
+    typer.echo(text)
 
 
 # ---------------------------------------------------------------------------- version
