@@ -37,6 +37,9 @@ class NotifyInput(BaseModel):
     incident: IncidentSnapshot
     event: TimelineEvent
     targets: list[EscalationTarget]
+    #: a page (trigger, escalation): the Slack bot's message carries the action buttons and
+    #: is returned to be kept current; a notice is posted as it is
+    page: bool = False
 
 
 class FailedDelivery(BaseModel):

@@ -210,7 +210,22 @@ async def test_page_button_acknowledges_and_the_message_is_updated(
         refused = await slack_api.wait_response(again_url)
         assert refused["text"].startswith(f"{number} is acknowledged: cannot acknowledge")
         assert len((await st.snapshot(number)).timeline) == len(acknowledged.timeline)
-        await record_history(st.stack, number, "slack_page_updated")
+
+        # Escalate pages level 2 (bob, by DM) and rewrites the pages with the new level
+        escalate_url = slack_api.response_url()
+        escalated = await st.post(
+            INTERACTIONS, interaction_body(SLACK_IDS["alice"], "escalate", number, escalate_url)
+        )
+        assert escalated.status_code == 200
+        answer = await slack_api.wait_response(escalate_url)
+        assert answer["text"] == f"{number} is acknowledged: Escalate by alice recorded."
+        await slack_api.wait_calls("chat.postMessage", channel=SLACK_IDS["bob"])
+        await st.wait_snapshot(number, lambda s: len(s.slack_messages) == 3, "bob's page kept")
+        level_two = await slack_api.wait_calls("chat.update", 4)
+        for update in level_two[2:]:
+            fields = [f["text"] for f in update.args["blocks"][1]["fields"]]
+            assert "*Escalation level*\n2" in fields
+        await record_history(st.stack, number, "slack_page_escalated")
 
 
 async def test_only_signed_fresh_requests_from_known_users_change_anything(

@@ -67,14 +67,18 @@ async def notify(
 
 
 async def notify_posting(
-    incident: IncidentSnapshot, event: TimelineEvent, targets: list[EscalationTarget]
+    incident: IncidentSnapshot,
+    event: TimelineEvent,
+    targets: list[EscalationTarget],
+    *,
+    page: bool = False,
 ) -> tuple[list[dict[str, Any]], NotifyResult]:
     """:func:`notify`, and what the activity answered: the users reached, the pages the Slack
     bot posted (the incident keeps them current)."""
     try:
         result = await workflow.execute_activity(
             NOTIFY,
-            NotifyInput(incident=incident, event=event, targets=targets),
+            NotifyInput(incident=incident, event=event, targets=targets, page=page),
             result_type=NotifyResult,
             start_to_close_timeout=timedelta(seconds=60),
             heartbeat_timeout=(

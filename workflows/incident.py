@@ -608,7 +608,7 @@ class IncidentWorkflow:
         self, event: TimelineEvent, targets: list[EscalationTarget], page: bool
     ) -> None:
         view = self._slack_now()
-        failures, result = await notify_posting(self.s.summary(), event, targets)
+        failures, result = await notify_posting(self.s.summary(), event, targets, page=page)
         for details in failures:
             self._apply(self.rules.notification_failed(details, workflow.now()))
         if page and self.policy.slack is not None:

@@ -30,7 +30,7 @@ from activities.notifications.channels.console import send_console
 from activities.notifications.channels.email import send_email
 from activities.notifications.channels.http import redact_url
 from activities.notifications.channels.slack import send_slack
-from activities.notifications.channels.slack_app import bot_token, post_page, web_client
+from activities.notifications.channels.slack_app import bot_token, post_message, web_client
 from activities.notifications.channels.webhook import send_webhook
 from activities.notifications.delivery import Delivery, default_channel_page, resolve
 from activities.notifications.errors import DeliveryError, permanent, transient
@@ -303,7 +303,9 @@ class NotifyActivities:
             if slack is None or token is None:
                 raise permanent(f"Slack {address} needs the bot token (policy slack.bot_token_env)")
             link = incident_url(self.base_url, input.incident.number)
-            return await post_page(web_client(slack, token), address, message, input.incident, link)
+            client = web_client(slack, token)
+            posted = await post_message(client, address, message, input.incident, link, input.page)
+            return posted if input.page else None
         elif channel == ChannelKind.SLACK:
             await send_slack(self._client(), address, message)
         elif channel == ChannelKind.WEBHOOK:

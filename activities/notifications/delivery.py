@@ -171,7 +171,7 @@ def default_channel_page(
     policy: Policy, incident: IncidentSnapshot, event: TimelineEvent
 ) -> list[Delivery]:
     """The new incident's page in the policy's ``slack.default_channel``, posted by the bot
-    (the caller checks it has a token): one per incident, on its ``triggered`` event."""
+    (the caller checks it has a token): one per incident, on its ``triggered`` page."""
     slack = policy.slack
     if slack is None or not slack.default_channel or event.kind != EventKind.TRIGGERED:
         return []

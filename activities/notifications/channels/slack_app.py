@@ -76,16 +76,20 @@ def slack_error(exc: BaseException) -> str | None:
     return None
 
 
-async def post_page(
+async def post_message(
     client: AsyncWebClient,
     channel: str,
     message: RenderedMessage,
     incident: IncidentSnapshot,
     link: str,
+    buttons: bool = True,
 ) -> SlackMessage:
-    """``chat.postMessage`` the page with its buttons (Acknowledge, Resolve, Escalate, Open);
-    ``channel`` is a channel ID or name, or a member ID (a DM from the bot)."""
-    blocks: list[dict[str, Any]] = [*message.slack["blocks"], action_buttons(incident, link)]
+    """``chat.postMessage`` the message, a page with its buttons (Acknowledge, Resolve,
+    Escalate, Open); ``channel`` is a channel ID or name, or a member ID (a DM from the bot).
+    """
+    blocks: list[dict[str, Any]] = list(message.slack["blocks"])
+    if buttons:
+        blocks.append(action_buttons(incident, link))
     response = await call(
         "chat.postMessage",
         client.chat_postMessage(channel=channel, text=message.slack["text"], blocks=blocks),
