@@ -286,6 +286,12 @@ async def test_only_signed_fresh_requests_from_known_users_change_anything(
         replayed = await st.http.post(INTERACTIONS, content=body, headers=headers)
         assert replayed.status_code == 401
         assert "replayed" in replayed.json()["message"]
+        # another API replica (sharing the database) refuses the replay too
+        settings = Settings(database_url=database_url, temporal_task_queue=task_queue)
+        async with serve(create_app(settings, st.policy, temporal=temporal_client)) as replica:
+            elsewhere = await replica.post(INTERACTIONS, content=body, headers=headers)
+        assert elsewhere.status_code == 401
+        assert "replayed" in elsewhere.json()["message"]
         await slack_api.wait_response(url)
         assert (await st.snapshot(number)).status == Status.ACKNOWLEDGED
         assert len(slack_api.responses(url)) == 1

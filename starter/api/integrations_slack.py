@@ -153,7 +153,7 @@ async def _verified_form(
     request: Request, ctx: ApiContext, inbound: SlackInbound
 ) -> dict[str, str]:
     body = await request.body()
-    inbound.verify(ctx.policy, request, body)
+    await inbound.verify(ctx.policy, request, body, ctx.pool)
     try:
         fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError:

@@ -1,8 +1,9 @@
 """What every request from Slack goes through before it may change anything: the signature
 (``X-Slack-Signature`` over ``v0:<timestamp>:<body>`` with the app's signing secret, checked
 by slack_sdk's ``SignatureVerifier``), the timestamp (at most 5 minutes old), a replay guard
-(a signature is accepted once), the mapping of the Slack user to a policy user, and the
-answers sent afterwards through the request's ``response_url``.
+(a signature is accepted once: remembered by the process and, with a database, in
+``slack_request_replays`` for every replica), the mapping of the Slack user to a policy
+user, and the answers sent afterwards through the request's ``response_url``.
 
 Slack wants an answer within 3 seconds: handlers acknowledge at once and do the work in a
 task of :class:`SlackInbound`, which then answers through ``response_url``.
@@ -16,7 +17,9 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
+import psycopg
 from fastapi import Request
+from psycopg_pool import AsyncConnectionPool
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
@@ -36,6 +39,14 @@ TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
 RESPONSE_TIMEOUT = 10
 
 
+_FORGET = "DELETE FROM slack_request_replays WHERE expires_at < now()"
+_REMEMBER = """
+INSERT INTO slack_request_replays (signature, expires_at) VALUES (%s, to_timestamp(%s))
+ON CONFLICT (signature) DO NOTHING
+RETURNING signature
+"""
+
+
 def _unauthorized(message: str) -> ApiError:
     return ApiError(401, message, headers={"WWW-Authenticate": 'Slack realm="incidentflow"'})
 
@@ -48,7 +59,13 @@ class SlackInbound:
         self._seen: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def verify(self, policy: Policy, request: Request, body: bytes) -> None:
+    async def verify(
+        self,
+        policy: Policy,
+        request: Request,
+        body: bytes,
+        pool: AsyncConnectionPool[psycopg.AsyncConnection] | None,
+    ) -> None:
         """Raise 401 unless ``body`` is signed by the app's secret, recent and new."""
         slack = policy.slack
         secret = slack.signing_secret() if slack is not None else None
@@ -64,9 +81,10 @@ class SlackInbound:
         if not SignatureVerifier(secret).is_valid(body, timestamp, signature):
             raise _unauthorized("invalid Slack signature")
         self._forget(now)
-        if signature in self._seen:
+        expires = int(timestamp) + MAX_AGE_SECONDS
+        if signature in self._seen or not await _first_use(pool, signature, expires):
             raise _unauthorized("request replayed: this signature was already accepted")
-        self._seen[signature] = int(timestamp) + MAX_AGE_SECONDS
+        self._seen[signature] = expires
 
     def _forget(self, now: float) -> None:
         for signature in [s for s, until in self._seen.items() if until < now]:
@@ -82,6 +100,18 @@ class SlackInbound:
         """Wait for the work still running (the app is stopping)."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _first_use(
+    pool: AsyncConnectionPool[psycopg.AsyncConnection] | None, signature: str, expires: int
+) -> bool:
+    """Record ``signature`` for every replica; ``False`` when one had already taken it."""
+    if pool is None:
+        return True
+    async with pool.connection() as conn:
+        await conn.execute(_FORGET)
+        cursor = await conn.execute(_REMEMBER, (signature, expires))
+        return await cursor.fetchone() is not None
 
 
 def person(policy: Policy, slack_user_id: str) -> Person | None:
