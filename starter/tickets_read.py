@@ -101,6 +101,10 @@ class SeverityTimes(BaseModel):
     count: int
     mtta_seconds: float | None = None
     mttr_seconds: float | None = None
+    #: MTTR without the time the clocks were paused (docs/sla.md)
+    mttr_net_seconds: float | None = None
+    #: time spent paused, pauses in force counted up to now
+    paused_seconds: float = 0.0
 
 
 class SummaryReport(BaseModel):
@@ -116,6 +120,12 @@ class SummaryReport(BaseModel):
     mtta_seconds: float | None = None
     #: mean time from trigger to resolution, over resolved incidents
     mttr_seconds: float | None = None
+    #: the same without the time the clocks were paused (waiting on a vendor, docs/sla.md)
+    mttr_net_seconds: float | None = None
+    #: time spent paused, pauses in force counted up to now
+    paused_seconds: float = 0.0
+    #: incidents that were paused at least once
+    paused_incidents: int = 0
     times_by_severity: list[SeverityTimes]
     sla: list[SlaCompliance]
 
@@ -309,7 +319,12 @@ _TIMES = (
 SELECT severity,
        count(*) AS n,
        EXTRACT(EPOCH FROM avg(acknowledged_at - created_at)) AS mtta,
-       EXTRACT(EPOCH FROM avg(resolved_at - created_at)) AS mttr
+       EXTRACT(EPOCH FROM avg(resolved_at - created_at)) AS mttr,
+       EXTRACT(EPOCH FROM avg(resolved_at - created_at - make_interval(secs => paused_seconds)))
+           AS mttr_net,
+       coalesce(sum(paused_seconds + coalesce(EXTRACT(EPOCH FROM now() - paused_since), 0)), 0)
+           AS paused,
+       count(*) FILTER (WHERE paused_seconds > 0 OR paused_since IS NOT NULL) AS paused_n
   FROM scope GROUP BY ROLLUP (severity)
 """
 )
@@ -359,9 +374,16 @@ async def summary(
     overall = next((r for r in times if r[0] is None), None)
     per_severity = [
         SeverityTimes(
-            severity=Severity(sev), count=int(n), mtta_seconds=_seconds(a), mttr_seconds=_seconds(r)
+            severity=Severity(sev),
+            count=int(n),
+            mtta_seconds=_seconds(a),
+            mttr_seconds=_seconds(r),
+            mttr_net_seconds=_seconds(net),
+            paused_seconds=_seconds(paused) or 0.0,
         )
-        for sev, n, a, r in sorted((r for r in times if r[0] is not None), key=lambda r: r[0])
+        for sev, n, a, r, net, paused, _ in sorted(
+            (r for r in times if r[0] is not None), key=lambda r: r[0]
+        )
     ]
     sla = [
         SlaCompliance(
@@ -386,6 +408,9 @@ async def summary(
         by_status=dims["status"],
         mtta_seconds=_seconds(overall[2]) if overall else None,
         mttr_seconds=_seconds(overall[3]) if overall else None,
+        mttr_net_seconds=_seconds(overall[4]) if overall else None,
+        paused_seconds=(_seconds(overall[5]) or 0.0) if overall else 0.0,
+        paused_incidents=int(overall[6]) if overall else 0,
         times_by_severity=per_severity,
         sla=sla,
     )

@@ -165,6 +165,28 @@ async def test_every_other_action(live: Live) -> None:
     assert result.stdout.startswith(f"{other} acknowledged · ")
 
 
+async def test_pause_and_resume(live: Live) -> None:
+    """Issue 20: ``pause --reason --until 2h`` stops mitigate and resolve; ``show`` says
+    "paused: <reason>" with their time left; a second pause exits 1; ``resume`` restarts."""
+    number = await open_incident(live, "waiting on the PSP")
+    snap = await cli_json(live, "pause", number, "--reason", "PSP ticket 4711", "--until", "2h")
+    assert snap["paused"]["reason"] == "PSP ticket 4711" and snap["deadlines"]["resolve"] is None
+    until = datetime.fromisoformat(snap["paused"]["until"])
+    assert 7100 < (until - datetime.fromisoformat(snap["paused"]["since"])).total_seconds() < 7300
+    shown = await cli(live, "show", number)
+    assert "  paused          PSP ticket 4711 (since " in shown.stdout
+    resolve_line = next(line for line in shown.stdout.splitlines() if line.startswith("resolve\t"))
+    assert "paused, " in resolve_line and " left" in resolve_line
+    again = await cli(live, "pause", number, "--reason", "twice")
+    assert again.exit_code == 1 and "already paused" in again.stderr
+    result = await cli(live, "resume", number, "--note", "PSP answered")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith(f"{number} triggered") and "clocks resumed" in result.stdout
+    final = await cli_json(live, "show", number)
+    assert final["paused"] is None and final["deadlines"]["resolve"] is not None
+    assert [e["kind"] for e in final["timeline"]][-2:] == ["paused", "resumed"]
+
+
 async def test_list_filters_pages_and_prints_plain_rows(live: Live) -> None:
     done = await open_incident(live, "list me resolved", "--severity", "SEV1")
     await cli_json(live, "resolve", done)

@@ -249,6 +249,14 @@ async def test_pause_and_resume_buttons(live: Live) -> None:
         assert page.count("left</span>") == 2  # mitigate and resolve keep their time left
         forms = action_forms(page)
         assert "resume" in forms and "pause" not in forms
+
+        from tests.conftest import wait_for
+
+        async def board_shows_paused() -> bool:
+            board = (await client.get("/dashboard/")).text
+            return 'class="badge paused"' in board_row(board, number)
+
+        assert await wait_for(board_shows_paused, timeout=15, message="paused on the board")
         response = await client.post(
             f"/dashboard/incidents/{number}/act",
             data={"csrf": hidden(page, "csrf"), "action": "resume"},
@@ -257,6 +265,8 @@ async def test_pause_and_resume_buttons(live: Live) -> None:
         page = (await client.get(f"/dashboard/incidents/{number}")).text
         assert "paused:" not in page and 'data-kind="resumed"' in page
         assert "pause" in action_forms(page)
+        reports = (await client.get("/dashboard/reports")).text
+        assert 'id="paused-time"' in reports and "net of pauses" in reports
 
 
 async def test_actions_need_csrf_and_the_respond_scope(live: Live) -> None:

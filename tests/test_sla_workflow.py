@@ -1,6 +1,7 @@
 """SLA clocks on the real stack (issue 20): pause and resume through the API (409s, the
 auto-resume at ``until``, the clocks resumed with the business time they had left, the
-ticket row's paused time), with the clocks on a business calendar."""
+ticket row's paused time, the report), with the clocks on a business calendar; and an
+escalation level held outside its calendar's working hours."""
 
 from __future__ import annotations
 
@@ -10,17 +11,18 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from temporalio.client import Client
 
 from schemas.calendars import WEEKDAYS, Calendar
 from schemas.enums import Clock, EventKind
-from schemas.incident import IncidentSnapshot
+from schemas.incident import Alert, IncidentSnapshot
 from schemas.policy import Policy
 from schemas.settings import Settings
 from starter.api.app import create_app
 from tests.conftest import wait_for
 from tests.support_api import ApiNames, ApiStack, api_policy, serve
-from tests.support_incidents import record_history, running_stack
+from tests.support_incidents import make_policy, record_history, running_stack
 
 INCIDENTS = "/api/v1/incidents"
 #: every hour counts but a far holiday: the business-time path with deadlines a test can wait on
@@ -138,4 +140,58 @@ async def test_pause_until_resumes_by_itself_and_by_hand_with_the_time_left(
         ticket = await wait_for(row, timeout=15, message="ticket row resolved")
         assert ticket["paused_since"] is None
         assert ticket["paused_seconds"] == snap.paused_seconds() > 1.0
+        # reports show the paused time and MTTR net of it
+        report = await api.http.get(
+            "/api/v1/reports/summary",
+            params={"service": api.names.service},
+            headers=api.auth("read"),
+        )
+        assert report.status_code == 200, report.text
+        summary = report.json()
+        assert summary["paused_incidents"] == 1
+        assert summary["paused_seconds"] == pytest.approx(snap.paused_seconds(), abs=0.01)
+        assert summary["mttr_net_seconds"] == pytest.approx(
+            summary["mttr_seconds"] - snap.paused_seconds(), abs=0.01
+        )
+        [sev] = summary["times_by_severity"]
+        assert sev["paused_seconds"] == pytest.approx(snap.paused_seconds(), abs=0.01)
         await record_history(api.stack, number, "sla_pause_resume")
+
+
+async def test_a_level_held_for_its_working_hours_pages_nobody_until_acknowledged(
+    temporal_client: Client, database_url: str, task_queue: str
+) -> None:
+    today = datetime.now(UTC).date()
+    closed = Calendar(
+        name="closed-today",
+        hours={d: "00:00-24:00" for d in WEEKDAYS},
+        holidays=[today, today + timedelta(days=1)],
+    )
+    data = make_policy(level_delay=60, ack_within=60).model_dump(mode="json")
+    data["calendars"] = [closed.model_dump(mode="json")]
+    data["escalation_policies"][0]["levels"][0]["when"] = closed.name
+    policy = Policy.model_validate(data)
+    async with running_stack(temporal_client, database_url, task_queue, policy) as st:
+        ref = await st.client.trigger(
+            Alert(service="checkout", title="batch late", dedup_key="held")
+        )
+
+        async def held() -> IncidentSnapshot | None:
+            snap = await st.client.get(ref.number)
+            return snap if any(e.kind == EventKind.ESCALATION_HELD for e in snap.timeline) else None
+
+        snap = await wait_for(held, timeout=15, message="escalation_held")
+        event = next(e for e in snap.timeline if e.kind == EventKind.ESCALATION_HELD)
+        opens = datetime.combine(today + timedelta(days=2), datetime.min.time(), tzinfo=UTC)
+        assert event.details == {"level": 1, "calendar": closed.name, "until": opens.isoformat()}
+        assert snap.escalation.held and snap.deadlines.next_escalation == opens
+        acked = await st.client.acknowledge(ref.number, "alice")
+        assert not acked.escalation.held and acked.deadlines.next_escalation is None
+        assert [e.kind for e in (await st.client.get(ref.number)).timeline] == [
+            EventKind.TRIGGERED,
+            EventKind.ESCALATION_HELD,
+            EventKind.ACKNOWLEDGED,
+        ]
+        # nobody was paged: the held level sent nothing (the acknowledgement tells no one)
+        assert [r for r in await st.notified(ref.number) if r["event_kind"] != "acknowledged"] == []
+        await record_history(st, ref.number, "sla_level_held_then_acknowledged")

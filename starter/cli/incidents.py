@@ -564,15 +564,20 @@ def report(
             f"{data['total']} incidents",
             f"· MTTA {time_text.maybe(data.get('mtta_seconds'))}",
             f"· MTTR {time_text.maybe(data.get('mttr_seconds'))}",
+            f"(net of pauses {time_text.maybe(data.get('mttr_net_seconds'))})",
+            f"· {data.get('paused_incidents', 0)} paused,"
+            f" {time_text.short(data.get('paused_seconds') or 0)} in all",
         )
         out.table(
-            ["severity", "incidents", "MTTA", "MTTR"],
+            ["severity", "incidents", "MTTA", "MTTR", "MTTR net", "paused"],
             [
                 [
                     row["severity"],
                     row["count"],
                     time_text.maybe(row.get("mtta_seconds")),
                     time_text.maybe(row.get("mttr_seconds")),
+                    time_text.maybe(row.get("mttr_net_seconds")),
+                    time_text.short(row.get("paused_seconds") or 0),
                 ]
                 for row in data.get("times_by_severity", [])
             ],

@@ -47,6 +47,8 @@ class BoardRow(BaseModel):
     created_at: datetime
     deadlines: Deadlines = Field(default_factory=Deadlines)
     breaches: list[Breach] = Field(default_factory=list)
+    #: the reason of the pause in force (docs/sla.md), ``None`` while the clocks run
+    paused_reason: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -67,7 +69,7 @@ class BoardRow(BaseModel):
 _BOARD = """
 SELECT number, title, service, status, severity, priority, commander, escalation_level,
        alert_count, created_at, breaches,
-       COALESCE(snapshot->'deadlines', '{}'::jsonb) AS deadlines
+       COALESCE(snapshot->'deadlines', '{}'::jsonb) AS deadlines, paused_reason
   FROM incidents
  WHERE ({status_clause})
    AND (%(severity)s::text IS NULL OR severity = %(severity)s::text)
