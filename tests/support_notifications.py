@@ -35,6 +35,8 @@ NOTIFYING_KINDS = [
     EventKind.REVIEW_SCHEDULED,
     EventKind.REVIEW_REMINDER,
     EventKind.REVIEW_OVERDUE,
+    EventKind.STATUS_UPDATE_POSTED,
+    EventKind.ASSIGNED,
 ]
 
 #: details as the workflow records them, per kind (kinds absent here get none)
@@ -60,6 +62,12 @@ DETAILS: dict[EventKind, dict[str, Any]] = {
     EventKind.REVIEW_REMINDER: {"start": (T0 + timedelta(days=5)).isoformat()},
     EventKind.REVIEW_OVERDUE: {"due": (T0 + timedelta(days=7)).isoformat(), "owner": "carol"},
     EventKind.NOTE_ADDED: {"text": "customer support informed"},
+    EventKind.STATUS_UPDATE_POSTED: {
+        "text": "Payments fail for some customers; a fix is rolling out.",
+        "public": True,
+        "phase": "identified",
+    },
+    EventKind.ASSIGNED: {"role": "commander", "user": "carol", "previous": "bob"},
 }
 
 

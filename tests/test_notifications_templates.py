@@ -69,6 +69,8 @@ def test_headlines_say_what_happened() -> None:
     assert "acknowledged by alice" in subjects[EventKind.ACKNOWLEDGED]
     assert "severity changed to SEV1" in subjects[EventKind.SEVERITY_CHANGED]
     assert "review overdue" in subjects[EventKind.REVIEW_OVERDUE]
+    assert "status update (public)" in subjects[EventKind.STATUS_UPDATE_POSTED]
+    assert "commander is now carol" in subjects[EventKind.ASSIGNED]
     text = renderer.render(
         incident, make_event(EventKind.SLA_BREACHED), recipient="a", link="x"
     ).text
