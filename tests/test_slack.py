@@ -382,7 +382,18 @@ async def test_incident_command_and_incident_channel(
         await st.wait_snapshot(
             number, lambda s: s.slack_channel is not None and s.slack_channel.archived, "archived"
         )
-        await record_history(st.stack, number, "slack_incident_channel")
+        await record_history(st.stack, number, "slack_channel_in_ticket")
+
+        # the incident's page links its channel
+        login = await st.http.get("/dashboard/login")
+        csrf = re.search(r'name="csrf" value="([^"]*)"', login.text)
+        assert csrf
+        form = {"csrf": csrf.group(1), "next": "/dashboard/", "token": st.names.tokens["read"]}
+        assert (await st.http.post("/dashboard/login", data=form)).status_code == 303
+        page = await st.http.get(f"/dashboard/incidents/{number}")
+        assert page.status_code == 200
+        link = f'<a href="https://slack.com/app_redirect?channel={channel.id}" '
+        assert f'{link}rel="noopener noreferrer">#{name}</a> (archived)' in page.text
 
 
 # ---------------------------------------------------------------------------- pure parts

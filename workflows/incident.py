@@ -112,6 +112,10 @@ SLA_PAUSE = "sla-pause"
 #: patch: with the policy's Slack app (``IncidentPolicy.slack``) the incident keeps its bot
 #: pages current, opens and feeds its own channel and archives it (``sync_slack``)
 SLACK_SYNC = "slack-sync"
+#: patch: the Slack loop finishes before the run's last ticket write, and a channel it opens
+#: or archives is written to the ticket; before it, the ticket could miss the channel and a
+#: Slack failure found while closing
+SLACK_IN_TICKET = "slack-in-ticket"
 #: patch: stakeholders hear status updates and the lifecycle events the policy names, public
 #: updates go to the status page's subscribers, ``assign`` tells the new and the previous
 #: holder, and reminders go to the communications lead once one is assigned; before it,
@@ -167,6 +171,8 @@ class IncidentWorkflow:
         self._slack_stale = False
         self._slack_events: list[TimelineEvent] = []
         self._slack_channel_failed = False
+        #: the run is ending: the Slack loop does what is due, then ends
+        self._slack_draining = False
         #: users paged so far, and those already invited to the incident channel
         self._slack_paged: list[str] = []
         self._slack_invited: set[str] = set()
@@ -227,6 +233,10 @@ class IncidentWorkflow:
                 pass
             if self._notifications:
                 workflow.logger.warning("closing with notifications still being retried")
+        if slack is not None and workflow.patched(SLACK_IN_TICKET):
+            self._slack_draining = True
+            await slack
+            slack = None
         self._finished = True
         await sync
         if slack is not None:
@@ -677,7 +687,9 @@ class IncidentWorkflow:
         """Bring Slack up to date whenever it is behind, one ``sync_slack`` at a time (so an
         older state never lands after a newer one); ends with the run, after the archive."""
         while True:
-            await workflow.wait_condition(lambda: self._slack_due() or self._finished)
+            await workflow.wait_condition(
+                lambda: self._slack_due() or self._slack_draining or self._finished
+            )
             if not self._slack_due() or not workflow.patched(SLACK_SYNC):
                 return
             opening = self._slack_wants_channel()
@@ -710,6 +722,8 @@ class IncidentWorkflow:
                 details = {"targets": ["slack"], "reason": cause}
                 self._apply(self.rules.notification_failed(details, workflow.now()))
                 continue
+            if result.channel != self.s.slack_channel and workflow.patched(SLACK_IN_TICKET):
+                self._ticket_dirty = True
             self.s.slack_channel = result.channel
             self._slack_invited.update(invite)
             if opening and result.channel is None:
