@@ -22,8 +22,10 @@ docs/status-summary.schema.json is the summary's schema.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,6 +67,8 @@ SUBSCRIBE_OVERALL = 60
 MAX_EMAIL = 254
 #: a CDN or browser may reuse an answer this long (seconds); the ETag revalidates after
 MAX_AGE = 15
+#: how long one process reuses what it read from PostgreSQL (seconds)
+VIEW_TTL = 1.0
 
 HEADERS = {
     "Content-Security-Policy": (
@@ -133,6 +137,9 @@ class StatusPages:
         self.env = _environment()
         self.per_client = RateLimiter(SUBSCRIBE_PER_CLIENT)
         self.overall = RateLimiter(SUBSCRIBE_OVERALL)
+        #: the last view built and when (monotonic), shared by every request for VIEW_TTL
+        self._view: tuple[float, StatusView] | None = None
+        self._building = asyncio.Lock()
 
     @property
     def ctx(self) -> ApiContext:
@@ -143,6 +150,17 @@ class StatusPages:
         return self.ctx.settings.incidentflow_base_url or self.ctx.policy.base_url
 
     async def view(self) -> StatusView:
+        """The page's facts, built at most once per ``VIEW_TTL`` per process: a flood of views
+        costs PostgreSQL one read a second and waits on a single build."""
+        async with self._building:
+            cached = self._view
+            if cached is not None and time.monotonic() - cached[0] < VIEW_TTL:
+                return cached[1]
+            view = await self._build()
+            self._view = (time.monotonic(), view)
+            return view
+
+    async def _build(self) -> StatusView:
         ctx = self.ctx
         now = datetime.now(UTC)
         services = [s.name for s in public_services(ctx.policy)]
