@@ -38,6 +38,7 @@ from schemas.actions import (
     AlertClear,
     AlertRepeat,
     ResolveInput,
+    StatusUpdateInput,
 )
 from schemas.enums import Action, Severity, Status
 from schemas.failures import FailureType
@@ -239,6 +240,8 @@ class IncidentClient:
         if not isinstance(data, input_type):
             raise InvalidAction(f"{action.value} takes {input_type.__name__}")
         data = data.model_copy(update={"number": number})
+        if isinstance(data, StatusUpdateInput) and data.public:
+            await self._check_public(number)
         handle = await self._handle(number)
         try:
             result: IncidentSnapshot = await handle.execute_update(
@@ -333,6 +336,16 @@ class IncidentClient:
         return await handle.fetch_history()
 
     # ------------------------------------------------------------------ look-up
+    async def _check_public(self, number: str) -> None:
+        """A public status update needs a service on the status page (the policy today)."""
+        name = (await self._find(number)).service
+        service = self.policy.service(name)
+        if service is None or not service.public:
+            raise InvalidAction(
+                f"{number}'s service {name} is not on the public status page (set public: true "
+                "and a display_name in the policy); post the update without public"
+            )
+
     async def _handle(self, number: str) -> WorkflowHandle[Any, Any]:
         workflow_id = self._workflow_ids.get(number)
         if workflow_id is None:

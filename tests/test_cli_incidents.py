@@ -122,8 +122,11 @@ async def test_every_other_action(live: Live) -> None:
     await cli_json(live, "note", number, "cache hit ratio dropped")  # checked in the timeline
     snap = await cli_json(live, "status-update", number, "Search degraded, mitigation underway")
     assert snap["last_status_update_at"] is not None
-    public = ("Search is slow for some", "--public", "--phase", "identified")
-    await cli_json(live, "status-update", number, *public, "--component-status", "partial_outage")
+    phased = ("Search is slow for some", "--phase", "identified")
+    await cli_json(live, "status-update", number, *phased, "--component-status", "partial_outage")
+    public = await cli(live, "status-update", number, "for everyone", "--public")
+    assert public.exit_code == 1  # the service is not on the status page
+    assert "is not on the public status page" in public.stderr
     snap = await cli_json(live, "escalate", number, "--to", "user:dave", "--reason", "db help")
     assert snap["status"] == "triggered"
     snap = await cli_json(live, "merge", duplicate, "--into", number)
@@ -153,7 +156,6 @@ async def test_every_other_action(live: Live) -> None:
     updates = [e["details"] for e in timeline if e["kind"] == "status_update_posted"]
     assert updates[-1] == {
         "text": "Search is slow for some",
-        "public": True,
         "phase": "identified",
         "component_status": "partial_outage",
     }

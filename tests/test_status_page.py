@@ -148,6 +148,13 @@ async def _walk(live: Live, smtp: SmtpServer, temporal: Client) -> None:
         headers=live.auth("admin"),
     )
     assert hidden.status_code in (200, 201)
+    internal = await http.post(
+        f"/api/v1/incidents/{hidden.json()['number']}/status-updates",
+        json={"text": "for everyone", "public": True},
+        headers=live.auth("admin"),
+    )
+    assert internal.status_code == 409, internal.text  # its service is not on the page
+    assert "is not on the public status page" in internal.json()["message"]
     # the SEV1 trigger reaches the executives (a plain address, not a user)
     ceo = await _mail_to(smtp, "ceo@corp.example", 2)  # this incident and the hidden one
     assert {m["Subject"].split(" ")[1] for m in ceo} >= {number}
