@@ -27,12 +27,13 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
-    field_validator,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -100,6 +101,18 @@ _HORIZON_DAYS = 366
 _SPAN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value
+
+
+#: an IANA time zone name this machine's tz database knows (``Europe/Berlin``)
+ZoneName = Annotated[str, AfterValidator(_known_zone)]
+
+
 class Weekday(StrEnum):
     MON = "mon"
     TUE = "tue"
@@ -139,6 +152,7 @@ Span = Annotated[
     tuple[int, int],
     BeforeValidator(_parse_span),
     PlainSerializer(format_span, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^\d{1,2}:\d{2}-\d{1,2}:\d{2}$"}),
 ]
 
 
@@ -156,18 +170,9 @@ class Calendar(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1)
-    zone: str = "UTC"
+    zone: ZoneName = "UTC"
     hours: dict[Weekday, Annotated[list[Span], BeforeValidator(_spans)]] = Field(min_length=1)
     holidays: list[date] = Field(default_factory=list, description="ISO dates not worked")
-
-    @field_validator("zone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
 
     @model_validator(mode="after")
     def _disjoint(self) -> Calendar:

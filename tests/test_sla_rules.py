@@ -21,9 +21,9 @@ from schemas.actions import (
 )
 from schemas.actors import MONITORING, Person
 from schemas.calendars import WEEKDAYS, Calendar, business_time_between
-from schemas.enums import Category, Clock, EventKind, Impact, Priority, Severity, Urgency
+from schemas.enums import Clock, EventKind, Severity
 from schemas.failures import FailureType
-from schemas.incident import EscalationState, IncidentPolicy, IncidentSnapshot
+from schemas.incident import Alert, IncidentPolicy, IncidentSnapshot
 from schemas.incident_rules import IncidentRules, Page, Refused, Step
 from schemas.policy import (
     EscalationLevel,
@@ -80,18 +80,8 @@ def _policy(levels: list[EscalationLevel] | None = None, **severity: object) -> 
 def _rules(
     policy: IncidentPolicy, at: datetime, severity: Severity = Severity.SEV3, **flags: object
 ) -> tuple[IncidentRules, Step]:
-    s = IncidentSnapshot(
-        number="INC-7",
-        title="Checkout slow",
-        service="checkout",
-        severity=severity,
-        priority=Priority.P3,
-        impact=Impact.MEDIUM,
-        urgency=Urgency.MEDIUM,
-        category=Category.SOFTWARE,
-        created_at=at,
-        escalation=EscalationState(policy=policy.escalation),
-    )
+    alert = Alert(service="checkout", title="Checkout slow", severity=severity)
+    s = IncidentSnapshot.for_alert(alert, policy.escalation, at)
     rules = IncidentRules(s, policy, **flags)  # type: ignore[arg-type]
     return rules, rules.trigger(MONITORING, {}, at)
 

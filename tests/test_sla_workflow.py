@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 from temporalio.client import Client
 
@@ -23,8 +22,8 @@ from starter.api.app import create_app
 from tests.conftest import wait_for
 from tests.support_api import ApiNames, ApiStack, api_policy, serve
 from tests.support_incidents import make_policy, record_history, running_stack
+from tests.test_api_native import INCIDENTS, act, get
 
-INCIDENTS = "/api/v1/incidents"
 #: every hour counts but a far holiday: the business-time path with deadlines a test can wait on
 NEARLY_ALWAYS = Calendar(
     name="nearly-always", hours={d: "00:00-24:00" for d in WEEKDAYS}, holidays=[date(2099, 1, 1)]
@@ -53,14 +52,8 @@ async def sla_api(
             yield ApiStack(http=http, app=app, stack=stack, names=names)
 
 
-async def act(api: ApiStack, number: str, action: str, body: Any = None) -> httpx.Response:
-    return await api.http.post(
-        f"{INCIDENTS}/{number}/{action}", json=body, headers=api.auth("responder")
-    )
-
-
 async def snapshot(api: ApiStack, number: str) -> IncidentSnapshot:
-    response = await api.http.get(f"{INCIDENTS}/{number}", headers=api.auth("read"))
+    response = await get(api, number)
     assert response.status_code == 200, response.text
     return IncidentSnapshot.model_validate(response.json())
 
