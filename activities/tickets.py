@@ -51,14 +51,14 @@ INSERT INTO incidents (
     priority, impact, urgency, category, labels, dedup_key, source, alert_count, commander,
     escalation_level, breaches, snapshot, last_seq, created_at, acknowledged_at,
     mitigated_at, resolved_at, closed_at, updated_at,
-    paused_seconds, paused_since, paused_reason
+    paused_seconds, paused_since, paused_reason, drill
 ) VALUES (
     %(number)s, %(number_seq)s, %(workflow_id)s, %(run_id)s, %(title)s, %(description)s,
     %(service)s, %(status)s, %(severity)s, %(priority)s, %(impact)s, %(urgency)s,
     %(category)s, %(labels)s, %(dedup_key)s, %(source)s, %(alert_count)s, %(commander)s,
     %(escalation_level)s, %(breaches)s, %(snapshot)s, %(last_seq)s, %(created_at)s,
     %(acknowledged_at)s, %(mitigated_at)s, %(resolved_at)s, %(closed_at)s, now(),
-    %(paused_seconds)s, %(paused_since)s, %(paused_reason)s
+    %(paused_seconds)s, %(paused_since)s, %(paused_reason)s, %(drill)s
 )
 ON CONFLICT (number) DO UPDATE SET
     workflow_id = EXCLUDED.workflow_id,
@@ -89,7 +89,8 @@ ON CONFLICT (number) DO UPDATE SET
     updated_at = now(),
     paused_seconds = EXCLUDED.paused_seconds,
     paused_since = EXCLUDED.paused_since,
-    paused_reason = EXCLUDED.paused_reason
+    paused_reason = EXCLUDED.paused_reason,
+    drill = EXCLUDED.drill
 WHERE incidents.last_seq <= EXCLUDED.last_seq
 """
 
@@ -188,6 +189,7 @@ def _incident_row(snapshot: IncidentSnapshot) -> dict[str, Any]:
         "paused_seconds": snapshot.paused_seconds(),
         "paused_since": snapshot.paused.since if snapshot.paused else None,
         "paused_reason": snapshot.paused.reason if snapshot.paused else None,
+        "drill": snapshot.drill,
     }
 
 

@@ -61,6 +61,9 @@ class Alert(BaseModel):
     links: list[Link] = Field(default_factory=list)
     actor: Actor = MONITORING
     occurred_at: datetime | None = None
+    #: a game-day alert (docs/drills.md): the incident is marked a drill everywhere, pages go
+    #: to the policy's drill targets, reports and similar incidents leave it out
+    drill: bool = False
 
 
 class TimelineEvent(BaseModel):
@@ -242,6 +245,8 @@ class IncidentSnapshot(BaseModel):
     links: list[Link] = Field(default_factory=list)
     dedup_key: str | None = None
     source: str = "api"
+    #: opened by a drill alert (``Alert.drill``)
+    drill: bool = False
     alert_count: int = 1
     alert_cleared: bool = False
     created_at: datetime
@@ -299,6 +304,7 @@ class IncidentSnapshot(BaseModel):
             links=alert.links,
             dedup_key=alert.dedup_key,
             source=alert.source,
+            drill=alert.drill,
             created_at=now,
             escalation=EscalationState(policy=escalation),
         )

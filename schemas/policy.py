@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -391,6 +391,14 @@ class SlackSettings(PolicyModel):
         return os.environ.get(self.signing_secret_env) or None
 
 
+class DrillPolicy(PolicyModel):
+    """Where a drill's pages go (docs/drills.md): ``console`` (the default) logs each one as
+    the console channel does, so nobody is woken by a game day; ``real`` pages the
+    escalation targets as for a real incident (subjects still say DRILL)."""
+
+    page: Literal["console", "real"] = "console"
+
+
 class Policy(PolicyModel):
     base_url: str = "http://localhost:8000"
     users: list[User] = Field(default_factory=list)
@@ -407,6 +415,7 @@ class Policy(PolicyModel):
     slack: SlackSettings | None = None
     stakeholders: list[StakeholderRule] = Field(default_factory=list)
     status_page: StatusPage = StatusPage()
+    drills: DrillPolicy = DrillPolicy()
 
     @model_validator(mode="after")
     def _references(self) -> Policy:

@@ -6,11 +6,11 @@ two layers run it: ``starter.knowledge_read`` (API and dashboard) and the worker
 activity ("Seen before: INC-12, resolved in 14m: raised pgbouncer pool"). It reads the
 columns and functions of ``activities/migrations/0005_knowledge_search.sql``.
 
-A candidate is an earlier incident (not this one) among the 200 best full-text matches of
-the probe's title and description terms (GIN), or any of the same service and dedup-key
-family (btree). Its score adds the text rank (title terms weigh most, postmortem terms
-least), the pg_trgm similarity of the titles, and a bonus for the same service and a bigger
-one for the same family. Scoring only candidates keeps a look-up near 10 ms at 10,000
+A candidate is an earlier incident (not this one, not a drill) among the 200 best full-text
+matches of the probe's title and description terms (GIN), or any of the same service and
+dedup-key family (btree). Its score adds the text rank (title terms weigh most, postmortem
+terms least), the pg_trgm similarity of the titles, and a bonus for the same service and a
+bigger one for the same family. Scoring only candidates keeps a look-up near 10 ms at 10,000
 incidents (``bench/similar.py``); a trigram arm over every title cost 60 ms there.
 """
 
@@ -58,6 +58,7 @@ text_matches AS (
                AS text_rank
       FROM incidents c
      WHERE c.search @@ (SELECT query FROM probe)
+       AND NOT c.drill
        AND c.number <> %(number)s::text
        AND c.created_at < %(before)s::timestamptz
      ORDER BY text_rank DESC
@@ -69,6 +70,7 @@ candidates AS (
             UNION ALL
             SELECT number, 0 FROM incidents
              WHERE service = %(service)s::text AND dedup_family = (SELECT family FROM probe)
+               AND NOT drill
                AND number <> %(number)s::text
                AND created_at < %(before)s::timestamptz) AS arms
      GROUP BY number

@@ -47,6 +47,7 @@ class IncidentListItem(BaseModel):
     urgency: Urgency
     category: Category
     source: str
+    drill: bool = False
     dedup_key: str | None = None
     alert_count: int
     commander: str | None = None
@@ -111,6 +112,7 @@ class SummaryReport(BaseModel):
     since: datetime | None = None
     until: datetime | None = None
     service: str | None = None
+    include_drills: bool = False
     total: int
     by_severity: dict[str, int]
     by_category: dict[str, int]
@@ -166,6 +168,7 @@ _LIST_COLUMNS = sql.SQL(
             "urgency",
             "category",
             "source",
+            "drill",
             "dedup_key",
             "alert_count",
             "commander",
@@ -300,6 +303,7 @@ WITH scope AS (
      WHERE (%(since)s::timestamptz IS NULL OR created_at >= %(since)s::timestamptz)
        AND (%(until)s::timestamptz IS NULL OR created_at < %(until)s::timestamptz)
        AND (%(service)s::text IS NULL OR service = %(service)s::text)
+       AND (%(include_drills)s::boolean OR NOT drill)
 )
 """
 
@@ -361,9 +365,16 @@ async def summary(
     since: datetime | None = None,
     until: datetime | None = None,
     service: str | None = None,
+    include_drills: bool = False,
 ) -> SummaryReport:
-    """Counts, MTTA/MTTR and SLA compliance over incidents created in ``[since, until)``."""
-    params = {"since": since, "until": until, "service": service}
+    """Counts, MTTA/MTTR and SLA compliance over incidents created in ``[since, until)``;
+    drills only when ``include_drills``."""
+    params = {
+        "since": since,
+        "until": until,
+        "service": service,
+        "include_drills": include_drills,
+    }
     async with pool.connection() as conn:
         counts = await (await conn.execute(_COUNTS, params)).fetchall()
         times = await (await conn.execute(_TIMES, params)).fetchall()
@@ -401,6 +412,7 @@ async def summary(
         since=since,
         until=until,
         service=service,
+        include_drills=include_drills,
         total=sum(dims["severity"].values()),
         by_severity=dims["severity"],
         by_category=dims["category"],

@@ -32,7 +32,7 @@ from activities.notifications.channels.http import redact_url
 from activities.notifications.channels.slack import send_slack
 from activities.notifications.channels.slack_app import bot_token, post_message, web_client
 from activities.notifications.channels.webhook import send_webhook
-from activities.notifications.delivery import Delivery, default_channel_page, resolve
+from activities.notifications.delivery import Delivery, default_channel_page, on_console, resolve
 from activities.notifications.errors import DeliveryError, permanent, transient
 from activities.notifications.rendering import RenderedMessage, Renderer
 from schemas.ack_tokens import AckClaim, sign_ack
@@ -155,8 +155,11 @@ class NotifyActivities:
             resolution.deliveries.extend(
                 default_channel_page(self.policy, input.incident, input.event)
             )
+        deliveries = resolution.deliveries
+        if input.incident.drill and self.policy.drills.page == "console":
+            deliveries = on_console(deliveries)  # nobody is woken by a game day
         outcomes = await asyncio.gather(
-            *(self._deliver(input, d, seen) for d in resolution.deliveries),
+            *(self._deliver(input, d, seen) for d in deliveries),
             return_exceptions=True,
         )
         errors = [o for o in outcomes if isinstance(o, BaseException)]

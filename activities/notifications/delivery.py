@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from schemas.enums import ChannelKind, EventKind, TargetKind
@@ -187,3 +187,20 @@ def default_channel_page(
             display_name=channel,
         )
     ]
+
+
+def on_console(deliveries: list[Delivery]) -> list[Delivery]:
+    """A drill's deliveries under ``drills: {page: console}``: each recipient once, on the
+    console (a log line), whatever channels its targets have; unresolved ones unchanged."""
+    kept: list[Delivery] = []
+    keys: set[str] = set()
+    for delivery in deliveries:
+        if delivery.problem is None:
+            delivery = replace(
+                delivery, channel=ChannelKind.CONSOLE.value, address=None, secret=None
+            )
+            if delivery.key in keys:
+                continue
+            keys.add(delivery.key)
+        kept.append(delivery)
+    return kept

@@ -76,6 +76,11 @@ class CreateIncident(BaseModel):
     links: list[Link] = Field(default_factory=list)
     source: str = Field(default="api", min_length=1, max_length=100)
     occurred_at: Instant | None = None
+    drill: bool = Field(
+        default=False,
+        description="a game-day drill: marked DRILL everywhere, paged per the policy's "
+        "drills section, left out of reports and similar incidents",
+    )
 
 
 class AlertAccepted(BaseModel):
@@ -235,6 +240,7 @@ async def create_incident(
             details=body.details,
             links=body.links,
             occurred_at=body.occurred_at,
+            drill=body.drill,
         )
     except ValueError as exc:
         raise UnknownService(str(exc)) from exc  # no service named, none routed by a rule

@@ -20,6 +20,13 @@ from schemas.policy import Policy
 from starter.api.context import ApiContext
 
 TITLE_MAX = 1024
+#: the Alertmanager label that marks an alert a drill (``incidentflow_drill="true"``)
+DRILL_LABEL = "incidentflow_drill"
+
+
+def is_drill(value: Any) -> bool:
+    """A drill marker as senders write it: ``true`` (JSON) or ``"true"`` (a label)."""
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
 def build_alert(
@@ -39,6 +46,7 @@ def build_alert(
     details: dict[str, Any] | None = None,
     links: list[Link] | None = None,
     occurred_at: datetime | None = None,
+    drill: bool = False,
 ) -> Alert:
     """An :class:`Alert` classified by the policy's rules; ``service`` may come from a rule.
 
@@ -63,6 +71,7 @@ def build_alert(
         links=links or [],
         actor=actor,
         occurred_at=occurred_at,
+        drill=drill,
     )
 
 

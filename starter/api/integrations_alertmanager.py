@@ -162,6 +162,7 @@ def alert_from(service: Service, payload: AmWebhook, alert: AmAlert, policy: Any
             (payload.external_url, "Alertmanager"),
         ),
         occurred_at=alert.starts_at,
+        drill=ingest.is_drill(alert.labels.get(ingest.DRILL_LABEL)),
     )
 
 
@@ -193,6 +194,7 @@ def group_alert_from(service: Service, payload: AmWebhook, policy: Any) -> Alert
             (payload.external_url, "Alertmanager"),
         ),
         occurred_at=min(starts) if starts else None,
+        drill=ingest.is_drill(labels.get(ingest.DRILL_LABEL)),
     )
 
 

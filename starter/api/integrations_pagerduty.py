@@ -156,6 +156,8 @@ async def _trigger(ctx: ApiContext, service: Service, event: PdEvent, key: str) 
         },
         links=links,
         occurred_at=payload.timestamp,
+        drill=isinstance(payload.custom_details, dict)
+        and ingest.is_drill(payload.custom_details.get("drill")),
     )
     await ingest.enqueue(ctx, alert)
 

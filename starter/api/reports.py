@@ -22,7 +22,11 @@ async def summary(
     since: Annotated[Instant | None, Query(description="incidents created at or after")] = None,
     until: Annotated[Instant | None, Query(description="incidents created before")] = None,
     service: Annotated[str | None, Query(max_length=200, pattern=TEXT_PATTERN)] = None,
+    include_drills: Annotated[bool, Query(description="count drills too")] = False,
 ) -> tickets_read.SummaryReport:
     """Counts by severity/category/service/status, MTTA, MTTR (overall and per severity) and
-    SLA compliance per clock and severity, over incidents created in ``[since, until)``."""
-    return await tickets_read.summary(ctx.db(), since=since, until=until, service=service)
+    SLA compliance per clock and severity, over incidents created in ``[since, until)``;
+    drills are left out unless ``include_drills=true``."""
+    return await tickets_read.summary(
+        ctx.db(), since=since, until=until, service=service, include_drills=include_drills
+    )

@@ -158,6 +158,10 @@ def trigger(
     label: Annotated[
         list[str] | None, typer.Option("--label", "-l", help="key=value (repeatable).")
     ] = None,
+    drill: Annotated[
+        bool,
+        typer.Option("--drill", help="A drill: marked DRILL, paged per the policy's drills."),
+    ] = False,
     from_file: Annotated[
         Path | None,
         typer.Option(
@@ -191,6 +195,7 @@ def trigger(
         "urgency": urgency,
         "category": category,
         "labels": _labels(label) or None,
+        "drill": True if drill else None,
     }
     with _session(url, token, as_json) as (api, out):
         data = api.post("/incidents", {k: v for k, v in body.items() if v is not None})
@@ -540,6 +545,9 @@ def report(
     ] = "30d",
     until: Annotated[str | None, typer.Option(help="Created before: a date.")] = None,
     service: Annotated[str | None, typer.Option(help="One service only.")] = None,
+    include_drills: Annotated[
+        bool, typer.Option("--include-drills", help="Count drills too.")
+    ] = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     as_json: JsonOption = False,
@@ -552,6 +560,7 @@ def report(
             "since": _since(since),
             "until": _since(until, "--until"),
             "service": service,
+            "include_drills": "true" if include_drills else None,
         }.items()
         if v
     }

@@ -44,6 +44,7 @@ class BoardRow(BaseModel):
     commander: str | None = None
     escalation_level: int = 0
     alert_count: int = 1
+    drill: bool = False
     created_at: datetime
     deadlines: Deadlines = Field(default_factory=Deadlines)
     breaches: list[Breach] = Field(default_factory=list)
@@ -68,7 +69,7 @@ class BoardRow(BaseModel):
 
 _BOARD = """
 SELECT number, title, service, status, severity, priority, commander, escalation_level,
-       alert_count, created_at, breaches,
+       alert_count, created_at, breaches, drill,
        COALESCE(snapshot->'deadlines', '{}'::jsonb) AS deadlines, paused_reason
   FROM incidents
  WHERE ({status_clause})
@@ -130,6 +131,7 @@ SELECT date_trunc('week', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS w
  WHERE (%(since)s::timestamptz IS NULL OR created_at >= %(since)s::timestamptz)
    AND (%(until)s::timestamptz IS NULL OR created_at < %(until)s::timestamptz)
    AND (%(service)s::text IS NULL OR service = %(service)s::text)
+   AND (%(include_drills)s::boolean OR NOT drill)
  GROUP BY 1, 2
  ORDER BY 1, 2
 """
@@ -141,10 +143,13 @@ async def weekly_times(
     since: datetime | None = None,
     until: datetime | None = None,
     service: str | None = None,
+    include_drills: bool = False,
 ) -> list[WeekTimes]:
-    """MTTA and MTTR per ISO week (Monday, UTC) and severity, of incidents created then."""
+    """MTTA and MTTR per ISO week (Monday, UTC) and severity, of incidents created then
+    (drills only when ``include_drills``)."""
+    params = {"since": since, "until": until, "service": service, "include_drills": include_drills}
     async with pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(_WEEKLY, {"since": since, "until": until, "service": service})
+        await cur.execute(_WEEKLY, params)
         rows = await cur.fetchall()
     return [WeekTimes.model_validate(r) for r in rows]
