@@ -24,6 +24,7 @@ SELECT number, service, severity, status, created_at, mitigated_at,
        coalesce(resolved_at, closed_at) AS resolved_at
 FROM incidents
 WHERE service = ANY(%(services)s)
+  AND NOT drill
   AND (coalesce(resolved_at, closed_at) IS NULL OR coalesce(resolved_at, closed_at) >= %(since)s)
 ORDER BY created_at DESC
 LIMIT 1000

@@ -181,6 +181,8 @@ class StatusPageActivities:
         details = input.event.details
         if service is None or not service.public or details.get("public") is not True:
             return PublishResult()  # not (or no longer) on the status page
+        if input.incident.drill:
+            return PublishResult()  # a game day is never shown to the public (docs/drills.md)
         async with self.pool.connection() as conn:
             subscribers = await (await conn.execute(_ACTIVE)).fetchall()
         override = details.get("component_status")

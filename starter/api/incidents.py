@@ -78,6 +78,7 @@ class CreateIncident(BaseModel):
     occurred_at: Instant | None = None
     drill: bool = Field(
         default=False,
+        strict=True,
         description="a game-day drill: marked DRILL everywhere, paged per the policy's "
         "drills section, left out of reports and similar incidents",
     )
