@@ -168,7 +168,7 @@ class IncidentPolicy(BaseModel):
             auto_resolve=service.auto_resolve,
             reopen_window=service.reopen_window,
             base_url=policy.base_url,
-            review=policy.review,
+            review=policy.review_policy(),
             calendars={c.name: c for c in policy.calendars},
             # the Slack app runs only where its bot token is set (docs/slack.md)
             slack=policy.slack if policy.slack and policy.slack.bot_token() else None,

@@ -350,6 +350,9 @@ class ReviewPolicy(PolicyModel):
     zone: str = "UTC"
     duration: Duration = timedelta(hours=1)
     holidays: list[str] = Field(default_factory=list, description="ISO dates skipped")
+    #: a calendar (``calendars:``) whose holidays the review skips too: one list of holidays
+    #: for the office's SLA clocks and its review meetings
+    calendar: str | None = None
     facilitator_fallback: str | None = None
     owner: str | None = None
     reminders: list[Duration] = Field(
@@ -534,6 +537,8 @@ class Policy(PolicyModel):
                     f"{slack_ids[named.slack_id]!r}'s"
                 )
             slack_ids[named.slack_id] = named.name
+        if self.review.calendar is not None and self.review.calendar not in calendars:
+            errors.append(f"review.calendar: unknown calendar {self.review.calendar!r}")
         for field in ("facilitator_fallback", "owner"):
             name = getattr(self.review, field)
             if name is not None and name not in users:
@@ -563,6 +568,15 @@ class Policy(PolicyModel):
 
     def calendar(self, name: str) -> Calendar | None:
         return next((c for c in self.calendars if c.name == name), None)
+
+    def review_policy(self) -> ReviewPolicy:
+        """The review section as incidents take it: with its calendar's holidays added."""
+        calendar = self.calendar(self.review.calendar) if self.review.calendar else None
+        if calendar is None or not calendar.holidays:
+            return self.review
+        extra = [d.isoformat() for d in calendar.holidays]
+        holidays = list(dict.fromkeys([*self.review.holidays, *extra]))
+        return self.review.model_copy(update={"holidays": holidays})
 
     def severities_for(self, service: Service) -> dict[Severity, SeverityPolicy]:
         """The SLA targets of ``service``: the policy's severities with its overrides."""

@@ -144,7 +144,7 @@ def simulate(
         (c.deadline for c in clocks if c.clock == Clock.RESOLVE), None
     )
     if sp.review_required and resolve_by is not None:
-        review = policy.review
+        review = incident_policy.review or policy.review_policy()
         review_at = review_start(resolve_by, sp.review_after, review)
         zone = review_zone(review)[0]
     return Simulation(

@@ -133,3 +133,22 @@ def test_the_example_policy_uses_calendars() -> None:
     hours = policy.escalation_policy("business-hours")
     assert hours is not None and all(level.when for level in hours.levels)
     assert any(s.sla for s in policy.services)
+
+
+def test_the_review_skips_its_calendars_holidays_too() -> None:
+    text = edit(
+        WITH_CALENDARS,
+        (
+            "review:\n  holidays: [2026-12-25]",
+            "review:\n  holidays: [2026-12-25]\n  calendar: office",
+        ),
+    )
+    policy = parse_policy(text, SRC)
+    assert policy.review_policy().holidays == ["2026-12-25", "2026-12-24"]
+    assert policy.review.holidays == ["2026-12-25"]  # the section itself is as written
+    broken = edit(text, ("  calendar: office\n  owner", "  calendar: offices\n  owner"))
+    errors = errors_of(broken)
+    assert (
+        f"{SRC}:{line_of(broken, 'calendar: offices')}: review.calendar: unknown calendar 'offices'"
+        in errors
+    )
