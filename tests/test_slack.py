@@ -4,6 +4,7 @@ API call and every ``response_url`` answer, and requests signed as Slack signs t
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -111,7 +112,9 @@ async def test_page_button_acknowledges_and_the_message_is_updated(
     task_queue: str,
     slack_api: SlackApi,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     async with slack_stack(
         temporal_client,
         database_url,
@@ -226,6 +229,11 @@ async def test_page_button_acknowledges_and_the_message_is_updated(
             fields = [f["text"] for f in update.args["blocks"][1]["fields"]]
             assert "*Escalation level*\n2" in fields
         await record_history(st.stack, number, "slack_page_escalated")
+        # the bot token, the signing secret and response URLs stay out of logs and history
+        history = (await st.stack.client.history(number)).to_json()
+        for secret in (TOKEN, SECRET, url.removeprefix(slack_api.base_url)):
+            assert secret not in caplog.text
+            assert secret not in history
 
 
 async def test_only_signed_fresh_requests_from_known_users_change_anything(
