@@ -79,6 +79,8 @@ class SyncSlackInput(BaseModel):
 
 class SyncSlackResult(BaseModel):
     channel: SlackChannel | None = None
+    #: the channel's pinned summary, posted now: kept current like the pages
+    summary: SlackMessage | None = None
 
 
 class PublishInput(BaseModel):

@@ -20,7 +20,7 @@ from temporalio.client import Client
 
 from schemas.actions import CloseInput
 from schemas.enums import Action, EventKind, Severity, Status
-from schemas.incident import Alert, IncidentSnapshot
+from schemas.incident import Alert, IncidentSnapshot, SlackMessage
 from schemas.links import incident_url
 from schemas.policy import Policy
 from schemas.policy_file import load_policy
@@ -343,7 +343,8 @@ async def test_incident_command_and_incident_channel(
         summary = (await slack_api.wait_calls("chat.postMessage", channel=channel.id))[0]
         assert summary.args["blocks"][0]["text"]["text"].startswith(f"{number} triggered")
         pins = await slack_api.wait_calls("pins.add", channel=channel.id)
-        assert pins[0].args["timestamp"]
+        pinned = SlackMessage(channel=channel.id, ts=pins[0].args["timestamp"])
+        await st.wait_snapshot(number, lambda s: pinned in s.slack_messages, "the summary kept")
         triggered = await slack_api.wait_calls("chat.postMessage", 2, channel=channel.id)
         assert triggered[1].args["text"] == "*triggered* by bob: Payments API down"
 
@@ -383,6 +384,13 @@ async def test_incident_command_and_incident_channel(
         assert (await slack_api.wait_response(resolve_url))["text"].startswith(
             f"{number} is resolved"
         )
+        # the pinned summary stays current like a page
+        await slack_api.wait_calls(
+            "chat.update",
+            channel=channel.id,
+            ts=pinned.ts,
+            text=f"[SEV2] {number} resolved: Payments API down",
+        )
         await st.stack.client.act(number, Action.CLOSE, CloseInput(actor="bob"))
         await slack_api.wait_calls("conversations.archive", channel=channel.id)
         posts = [c.args["text"] for c in slack_api.calls("chat.postMessage", channel=channel.id)]
@@ -390,7 +398,7 @@ async def test_incident_command_and_incident_channel(
         await st.wait_snapshot(
             number, lambda s: s.slack_channel is not None and s.slack_channel.archived, "archived"
         )
-        await record_history(st.stack, number, "slack_channel_in_ticket")
+        await record_history(st.stack, number, "slack_channel_summary_current")
 
         # the incident's page links its channel
         login = await st.http.get("/dashboard/login")

@@ -706,6 +706,7 @@ class IncidentWorkflow:
             )
             self._slack_stale = False
             self._slack_events.clear()
+            view = self._slack_now()
             try:
                 result = await workflow.execute_activity(
                     SYNC_SLACK,
@@ -726,6 +727,10 @@ class IncidentWorkflow:
                 self._ticket_dirty = True
             self.s.slack_channel = result.channel
             self._slack_invited.update(invite)
+            if result.summary is not None and result.summary not in self.s.slack_messages:
+                self.s.slack_messages.append(result.summary)
+                if self._slack_now() != view:
+                    self._slack_stale = True  # changed while the summary was on its way
             if opening and result.channel is None:
                 self._slack_channel_failed = True  # no bot token: the activity skipped it
 

@@ -27,7 +27,7 @@ from activities.notifications.errors import DeliveryError
 from schemas.activity_io import SYNC_SLACK, SyncSlackInput, SyncSlackResult
 from schemas.enums import ChannelKind
 from schemas.failures import FailureType
-from schemas.incident import IncidentSnapshot, SlackChannel
+from schemas.incident import IncidentSnapshot, SlackChannel, SlackMessage
 from schemas.links import incident_url
 from schemas.policy import Policy
 from schemas.policy_holder import PolicyHolder
@@ -74,8 +74,9 @@ class SlackActivities:
                             blocks=status_blocks(incident, link),
                         ),
                     )
+            summary: SlackMessage | None = None
             if channel is None and input.open_channel:
-                channel = await self._open_channel(client, incident, link)
+                channel, summary = await self._open_channel(client, incident, link)
             if channel is not None and not channel.archived:
                 await self._invite(client, channel, self._slack_ids(input.invite))
                 for event in input.events:
@@ -96,12 +97,13 @@ class SlackActivities:
                 type=FailureType.NOTIFICATION_DELIVERY_RETRY,
                 non_retryable=not exc.transient,
             ) from None
-        return SyncSlackResult(channel=channel)
+        return SyncSlackResult(channel=channel, summary=summary)
 
     # -- the channel ----------------------------------------------------------------------
     async def _open_channel(
         self, client: AsyncWebClient, incident: IncidentSnapshot, link: str
-    ) -> SlackChannel:
+    ) -> tuple[SlackChannel, SlackMessage | None]:
+        """Create (or find) the channel, then post and pin the summary once."""
         name = channel_name(incident.number, incident.title)
         try:
             response = await call("conversations.create", client.conversations_create(name=name))
@@ -124,8 +126,8 @@ class SlackActivities:
             await call("pins.add", client.pins_add(channel=channel.id, timestamp=ts))
             return channel.id, ts
 
-        await self._once(incident.number, 0, "slack_channel_opened", channel, summary)
-        return channel
+        posted = await self._once(incident.number, 0, "slack_channel_opened", channel, summary)
+        return channel, posted
 
     async def _find_channel(self, client: AsyncWebClient, name: str) -> SlackChannel:
         """The channel an earlier attempt created (``name_taken``)."""
@@ -193,8 +195,9 @@ class SlackActivities:
         kind: str,
         channel: SlackChannel,
         send: Callable[[], Awaitable[tuple[str, str]]],
-    ) -> None:
-        """Send once per (incident, seq, channel): skipped once the table says sent."""
+    ) -> SlackMessage | None:
+        """Send once per (incident, seq, channel): skipped once the table says sent. The
+        message sent now or by an earlier attempt, if the table knows it."""
         target = f"slack-channel:{channel.name}"
         key = f"{number}:{seq}:{target}:{channel.id}:{ChannelKind.SLACK.value}"
         async with self.pool.connection() as conn:
@@ -203,7 +206,10 @@ class SlackActivities:
                 (key, number, seq, kind, target, channel.id, ChannelKind.SLACK.value, channel.id),
             )
             if await claim.fetchone() is None:
-                return
+                prior = await (await conn.execute(ledger.PRIOR, (key,))).fetchone()
+                sent = prior is not None and prior[0] == "sent" and prior[3]
+                return SlackMessage(channel=prior[2], ts=prior[3]) if sent else None
         posted_channel, ts = await send()
         async with self.pool.connection() as conn:
             await conn.execute(ledger.SENT, (posted_channel, ts, key))
+        return SlackMessage(channel=posted_channel, ts=ts)
