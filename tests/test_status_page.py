@@ -90,6 +90,11 @@ async def _settled(live: Live, temporal: Client, number: str) -> None:
     await wait_for(idle, timeout=20, message="no pending activities")
 
 
+async def _only_sent(told: Any) -> bool:
+    """Every status update was told to the executives, and to nobody else."""
+    return bool(await told() == {("ceo@corp.example", "sent")})
+
+
 async def _post_update(live: Live, number: str, **body: Any) -> None:
     response = await live.http.post(
         f"/api/v1/incidents/{number}/status-updates", json=body, headers=live.auth("admin")
@@ -235,12 +240,18 @@ async def _walk(live: Live, smtp: SmtpServer, temporal: Client) -> None:
     bob = await _mail_to(smtp, "bob@team.example", 1)
     assert any("commander is now bob" in str(m["Subject"]) for m in bob)
     await _mail_to(smtp, "ceo@corp.example", 2 + 3)  # 2 triggers + 3 status updates
-    told = await live.stack.rows(
-        "SELECT recipient, status FROM notifications WHERE number = %s AND event_kind = %s",
-        number,
-        "status_update_posted",
+
+    async def told() -> set[tuple[str, str]]:
+        rows = await live.stack.rows(
+            "SELECT recipient, status FROM notifications WHERE number = %s AND event_kind = %s",
+            number,
+            "status_update_posted",
+        )
+        return {(r["recipient"], r["status"]) for r in rows}
+
+    await wait_for(  # recorded as sent just after the mail server took it
+        lambda: _only_sent(told), timeout=20, message="status update deliveries recorded sent"
     )
-    assert {(r["recipient"], r["status"]) for r in told} == {("ceo@corp.example", "sent")}
 
     # -- the surfaces: HTML, ETag, Atom, summary.json; what is on them and what is not -------
     async def written() -> bool:  # tickets are written in batches, after the mail maybe
