@@ -13,6 +13,7 @@ from schemas.actions import ACTION_SPECS
 from schemas.enums import Action, Role, Status
 from schemas.incident import IncidentSnapshot, TimelineEvent
 from schemas.lifecycle import is_legal
+from schemas.policy import Policy
 
 #: the actions a page offers as buttons, in order; their ``action_id`` is the action's value
 BUTTON_ACTIONS: tuple[Action, ...] = (Action.ACKNOWLEDGE, Action.RESOLVE, Action.ESCALATE)
@@ -77,10 +78,20 @@ def _fields(incident: IncidentSnapshot) -> list[dict[str, str]]:
     return [{"type": "mrkdwn", "text": text} for text in fields]
 
 
+def _drill(incident: IncidentSnapshot) -> str:
+    return "DRILL " if incident.drill else ""
+
+
+def opens_channel(policy: Policy, incident: IncidentSnapshot) -> bool:
+    """Whether the incident may have its own Slack channel: not a drill whose pages go to the
+    console (``drills.page: console``, docs/drills.md): a game day wakes nobody."""
+    return not (incident.drill and policy.drills.page == "console")
+
+
 def status_blocks(incident: IncidentSnapshot, link: str) -> list[dict[str, Any]]:
     """The page as it stands now: what ``chat.update`` writes on every change of status,
     level or commander; the buttons follow what is legal."""
-    title = f"{incident.number} {incident.status.value}: {incident.title}"
+    title = f"{_drill(incident)}{incident.number} {incident.status.value}: {incident.title}"
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": truncate(title, 150)}},
         {"type": "section", "fields": _fields(incident)},
@@ -100,7 +111,8 @@ def status_blocks(incident: IncidentSnapshot, link: str) -> list[dict[str, Any]]
 def status_text(incident: IncidentSnapshot) -> str:
     """The notification text of a message (what Slack shows where blocks are not)."""
     return escape(
-        f"[{incident.severity.value}] {incident.number} {incident.status.value}: {incident.title}"
+        f"{_drill(incident)}[{incident.severity.value}] {incident.number} "
+        f"{incident.status.value}: {incident.title}"
     )
 
 

@@ -25,7 +25,13 @@ from schemas.links import incident_url
 from schemas.policy import Policy
 from schemas.policy_file import load_policy
 from schemas.settings import Settings
-from schemas.slack_messages import channel_name, number_of_channel, status_blocks
+from schemas.slack_messages import (
+    channel_name,
+    number_of_channel,
+    opens_channel,
+    status_blocks,
+    status_text,
+)
 from starter.api.app import create_app
 from starter.slack_commands import CommandError, Verb, parse
 from tests.conftest import wait_for
@@ -40,6 +46,7 @@ from tests.support_slack import (
     slack_api_fixture,  # noqa: F401
     with_slack,
 )
+from tests.support_tickets import make_snapshot
 
 ROOT = Path(__file__).parent.parent
 INTERACTIONS = "/api/v1/integrations/slack/interactions"
@@ -438,6 +445,18 @@ def test_incident_command_grammar() -> None:
     ):
         with pytest.raises(CommandError, match=message):
             parse(bad)
+
+
+def test_a_console_drill_opens_no_channel_and_says_drill() -> None:
+    policy, _ = api_policy()
+    incident = make_snapshot("INC-5", drill=True)
+    assert not opens_channel(policy, incident)
+    real = Policy.model_validate({**policy.model_dump(mode="json"), "drills": {"page": "real"}})
+    assert opens_channel(real, incident)
+    assert opens_channel(policy, incident.model_copy(update={"drill": False}))
+    assert status_text(incident).startswith("DRILL [")
+    header = status_blocks(incident, "http://x/dashboard/incidents/INC-5")[0]["text"]["text"]
+    assert header.startswith("DRILL INC-5 triggered: ")
 
 
 def test_channel_names() -> None:

@@ -32,7 +32,13 @@ from schemas.links import incident_url
 from schemas.policy import Policy
 from schemas.policy_holder import PolicyHolder
 from schemas.settings import Settings
-from schemas.slack_messages import channel_name, status_blocks, status_text, timeline_text
+from schemas.slack_messages import (
+    channel_name,
+    opens_channel,
+    status_blocks,
+    status_text,
+    timeline_text,
+)
 
 
 class SlackActivities:
@@ -75,7 +81,7 @@ class SlackActivities:
                         ),
                     )
             summary: SlackMessage | None = None
-            if channel is None and input.open_channel:
+            if channel is None and input.open_channel and opens_channel(self.policy, incident):
                 channel, summary = await self._open_channel(client, incident, link)
             if channel is not None and not channel.archived:
                 await self._invite(client, channel, self._slack_ids(input.invite))
