@@ -58,6 +58,8 @@ class IncidentListItem(BaseModel):
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
     updated_at: datetime
+    #: the reason of the pause in force (its SLA clocks stopped, docs/sla.md)
+    paused_reason: str | None = None
 
 
 class IncidentPage(BaseModel):
@@ -179,6 +181,7 @@ _LIST_COLUMNS = sql.SQL(
             "resolved_at",
             "closed_at",
             "updated_at",
+            "paused_reason",
         ]
     )
 )

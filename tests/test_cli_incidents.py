@@ -19,6 +19,7 @@ from temporalio.client import Client
 from typer.testing import CliRunner
 
 from launcher.cli import app
+from tests.conftest import wait_for
 from tests.support_surfaces import Live, live_app
 from worker.devinfra import free_port
 
@@ -179,6 +180,14 @@ async def test_pause_and_resume(live: Live) -> None:
     assert "  paused          PSP ticket 4711 (since " in shown.stdout
     resolve_line = next(line for line in shown.stdout.splitlines() if line.startswith("resolve\t"))
     assert "paused, " in resolve_line and " left" in resolve_line
+    await live.ticket(number)
+
+    async def listed_paused() -> bool:
+        listed = await cli(live, "list", "--service", live.service, "--limit", "500")
+        row = next(line for line in listed.stdout.splitlines() if line.startswith(number + "\t"))
+        return "\ttriggered (paused)\t" in row
+
+    assert await wait_for(listed_paused, timeout=15, message="listed as paused")
     again = await cli(live, "pause", number, "--reason", "twice")
     assert again.exit_code == 1 and "already paused" in again.stderr
     result = await cli(live, "resume", number, "--note", "PSP answered")

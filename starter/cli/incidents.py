@@ -518,11 +518,14 @@ def list_incidents(
         rows = []
         for it in items:
             created = datetime.fromisoformat(it["created_at"])
+            state = status_text(it["status"])
+            if it.get("paused_reason"):
+                state.append(" (paused)", style="cyan")
             rows.append(
                 [
                     it["number"],
                     sev_text(it["severity"]),
-                    status_text(it["status"]),
+                    state,
                     it["service"],
                     it.get("commander"),
                     _age(created, now),
