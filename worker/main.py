@@ -117,7 +117,7 @@ def activities_for(
     tickets = TicketActivities(pool)
     notify = NotifyActivities(pool, policy, settings, http=http)
     reviews = ReviewActivities(pool, policy, settings)
-    slack = SlackActivities(pool, policy, settings)
+    slack = SlackActivities(notify)
     status_page = StatusPageActivities(pool, policy, settings)
     return [
         tickets.allocate_incident_number,

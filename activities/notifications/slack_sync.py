@@ -14,14 +14,13 @@ sent.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
 from slack_sdk.web.async_client import AsyncWebClient
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.notifications import ledger
+from activities.notifications.activity import NotifyActivities
 from activities.notifications.channels.slack_app import bot_token, call, slack_error, web_client
 from activities.notifications.errors import DeliveryError
 from schemas.activity_io import SYNC_SLACK, SyncSlackInput, SyncSlackResult
@@ -30,8 +29,6 @@ from schemas.failures import FailureType
 from schemas.incident import IncidentSnapshot, SlackChannel, SlackMessage
 from schemas.links import incident_url
 from schemas.policy import Policy
-from schemas.policy_holder import PolicyHolder
-from schemas.settings import Settings
 from schemas.slack_messages import (
     channel_name,
     opens_channel,
@@ -42,20 +39,19 @@ from schemas.slack_messages import (
 
 
 class SlackActivities:
-    def __init__(
-        self, pool: AsyncConnectionPool[Any], policy: Policy | PolicyHolder, settings: Settings
-    ) -> None:
-        self.pool = pool
-        self.policies = PolicyHolder.of(policy)
-        self.settings = settings
+    """Runs beside the ``notify`` activity and shares its pool, policy and base URL."""
+
+    def __init__(self, notify: NotifyActivities) -> None:
+        self.notify = notify
+        self.pool = notify.pool
 
     @property
     def policy(self) -> Policy:
-        return self.policies.current
+        return self.notify.policy
 
     @property
     def base_url(self) -> str:
-        return self.settings.incidentflow_base_url or self.policy.base_url
+        return self.notify.base_url
 
     @activity.defn(name=SYNC_SLACK)
     async def sync_slack(self, input: SyncSlackInput) -> SyncSlackResult:
