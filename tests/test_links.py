@@ -257,7 +257,9 @@ async def test_acknowledge_link_before_its_migration_is_a_503(
 ) -> None:
     """An API upgraded before the migration ran answers 503 saying so, never 500."""
     with fresh_database(postgres_server, "incidentflow_premigration", migrate=False) as url:
-        await migrate(url, [m for m in load_migrations() if m.version == "0001_initial"])
+        # every migration but the one that adds the acknowledge links' table: the worker's
+        # own tables (tickets, notifications) are as current as its code
+        await migrate(url, [m for m in load_migrations() if m.version != "0002_ack_link_uses"])
         async with (
             live_app(
                 temporal_client,
