@@ -266,3 +266,26 @@ def test_acknowledging_a_held_incident_stops_the_hold_and_by_hand_it_pages_now()
     rules2, _ = _rules(_policy(_levels()), FRIDAY_EVENING, Severity.SEV4)
     rules2.act(AcknowledgeInput(actor=ALICE), FRIDAY_EVENING + timedelta(minutes=1))
     assert rules2.s.deadlines.next_escalation is None and not rules2.s.escalation.held
+
+
+# ---------------------------------------------------------------------------- display
+
+
+def test_countdowns_in_business_time_name_the_calendar() -> None:
+    from starter.dashboard.queries import BoardRow
+    from starter.sla_clocks import clock_states
+
+    rules, _ = _rules(_policy(), FRIDAY_EVENING)
+    s = rules.s
+    assert set(s.clock_calendars) == {Clock.MITIGATE, Clock.RESOLVE}
+    saturday = berlin(2026, 12, 19, 12)
+    states = {c.clock: c for c in clock_states(s, saturday)}
+    assert states[Clock.ACK].business_text == ""  # 24x7: the wall-clock countdown says it all
+    assert states[Clock.RESOLVE].business_text == "16h 0m business time left (office)"
+    row = BoardRow.model_validate(
+        {**s.model_dump(mode="json"), "priority": s.priority.value, "commander": None}
+    )
+    assert row.business_left(Clock.MITIGATE, saturday) == "4h 0m business (office)"
+    rules.act(PauseInput(actor=ALICE, reason="vendor"), berlin(2026, 12, 21, 11))
+    paused = {c.clock: c for c in clock_states(s, berlin(2026, 12, 21, 12))}
+    assert paused[Clock.RESOLVE].business_text == "paused, 14h 0m left"

@@ -11,10 +11,11 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
+from schemas.calendars import Calendar, business_time_between
 from schemas.enums import Clock, Severity, Status
 from schemas.incident import Breach, Deadlines
 from schemas.lifecycle import OPEN_STATUSES
-from starter import knowledge_read
+from starter import knowledge_read, time_text
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection]
 
@@ -50,6 +51,8 @@ class BoardRow(BaseModel):
     breaches: list[Breach] = Field(default_factory=list)
     #: the reason of the pause in force (docs/sla.md), ``None`` while the clocks run
     paused_reason: str | None = None
+    #: the calendar of each clock that does not count 24x7 (docs/sla.md)
+    clock_calendars: dict[Clock, Calendar] = Field(default_factory=dict)
 
     @property
     def is_open(self) -> bool:
@@ -62,6 +65,15 @@ class BoardRow(BaseModel):
         ]
         return min(running, key=lambda pair: pair[1]) if running else None
 
+    def business_left(self, clock: Clock, now: datetime) -> str:
+        """``3h 0m business (berlin-office)`` for a clock on a calendar, else ``""``."""
+        calendar = self.clock_calendars.get(clock)
+        deadline = self.deadlines.get(clock)
+        if calendar is None or deadline is None or deadline <= now:
+            return ""
+        left = business_time_between(now, deadline, calendar).total_seconds()
+        return f"{time_text.short(left)} business ({calendar.name})"
+
     @property
     def breached_clocks(self) -> list[str]:
         return sorted({b.clock.value for b in self.breaches})
@@ -70,7 +82,8 @@ class BoardRow(BaseModel):
 _BOARD = """
 SELECT number, title, service, status, severity, priority, commander, escalation_level,
        alert_count, created_at, breaches, drill,
-       COALESCE(snapshot->'deadlines', '{}'::jsonb) AS deadlines, paused_reason
+       COALESCE(snapshot->'deadlines', '{}'::jsonb) AS deadlines, paused_reason,
+       COALESCE(snapshot->'clock_calendars', '{}'::jsonb) AS clock_calendars
   FROM incidents
  WHERE ({status_clause})
    AND (%(severity)s::text IS NULL OR severity = %(severity)s::text)
