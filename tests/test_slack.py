@@ -10,19 +10,21 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 import yaml
 from temporalio.client import Client
 
+from activities.notifications.delivery import resolve
 from schemas.actions import CloseInput
 from schemas.enums import Action, EventKind, Severity, Status
 from schemas.incident import Alert, IncidentSnapshot, SlackMessage
 from schemas.links import incident_url
-from schemas.policy import Policy
+from schemas.policy import EscalationTarget, Policy
 from schemas.policy_file import load_policy
 from schemas.settings import Settings
 from schemas.slack_messages import (
@@ -33,6 +35,7 @@ from schemas.slack_messages import (
     status_text,
 )
 from starter.api.app import create_app
+from starter.client import IncidentClient
 from starter.slack_commands import CommandError, Verb, parse
 from tests.conftest import wait_for
 from tests.support_api import ApiNames, api_policy, serve
@@ -496,3 +499,34 @@ def test_example_policy_has_a_slack_section() -> None:
     assert policy.slack is not None
     assert policy.slack.bot_token_env == "SLACK_BOT_TOKEN"
     assert any(u.slack_id for u in policy.users)
+
+
+def test_without_a_bot_token_slack_stays_on_incoming_webhooks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base, names = api_policy()
+    with SlackApi() as api:
+        data = with_slack(base, api).model_dump(mode="json", exclude_none=True)
+    data["users"][0]["slack"] = "https://hooks.slack.test/T0/B0/secret"  # alice's webhook
+    policy = Policy.model_validate(data)
+    assert policy.slack is not None
+    monkeypatch.delenv(policy.slack.bot_token_env, raising=False)
+    at = datetime.now(UTC)
+    targets = [EscalationTarget.model_validate("user:alice")]
+
+    def slack_addresses(slack_bot: bool) -> list[str | None]:
+        found = resolve(policy, "INC-1", 1, targets, at, slack_bot=slack_bot).deliveries
+        return [d.address for d in found if d.channel == "slack"]
+
+    assert slack_addresses(slack_bot=False) == ["https://hooks.slack.test/T0/B0/secret"]
+    assert slack_addresses(slack_bot=True) == [
+        "https://hooks.slack.test/T0/B0/secret",
+        SLACK_IDS["alice"],
+    ]
+    # an incident started without the token runs none of the app's behaviour
+    client = IncidentClient(cast(Client, None), policy)
+    service = policy.service(names.service)
+    assert service is not None
+    assert client.incident_policy(service).slack is None
+    monkeypatch.setenv(policy.slack.bot_token_env, TOKEN)
+    assert client.incident_policy(service).slack == policy.slack
