@@ -26,7 +26,7 @@ from schemas.activity_io import (
     AllocateNumberInput,
     RecordIncidentInput,
 )
-from schemas.enums import Role
+from schemas.enums import INVERSE_LINK, EventKind, LinkKind, Role
 from schemas.failures import FailureType
 from schemas.incident import IncidentSnapshot, TimelineEvent
 from schemas.telemetry import activity_meter, ticket_write
@@ -106,6 +106,38 @@ WHERE incident_events.details IS DISTINCT FROM EXCLUDED.details
 """
 
 
+# Both sides of a link, from one incident's linked / unlinked event (the other incident's
+# own event of it writes the same rows again: nothing changes).
+_LINK = """
+INSERT INTO incident_links (number, other, kind, linked_at)
+VALUES (%(number)s, %(other)s, %(kind)s, %(at)s), (%(other)s, %(number)s, %(inverse)s, %(at)s)
+ON CONFLICT DO NOTHING
+"""
+_UNLINK = """
+DELETE FROM incident_links
+ WHERE (number, other, kind) IN ((%(number)s, %(other)s, %(kind)s),
+                                 (%(other)s, %(number)s, %(inverse)s))
+"""
+
+
+def _link_writes(number: str, events: Sequence[TimelineEvent]) -> list[tuple[str, dict[str, Any]]]:
+    """The ``incident_links`` statements of a batch's link events, in timeline order."""
+    writes = []
+    for event in sorted(events, key=lambda e: e.seq):
+        if event.kind not in (EventKind.LINKED, EventKind.UNLINKED):
+            continue
+        kind = LinkKind(event.details["kind"])
+        params = {
+            "number": number,
+            "other": event.details["number"],
+            "kind": kind.value,
+            "inverse": INVERSE_LINK[kind].value,
+            "at": event.at,
+        }
+        writes.append((_LINK if event.kind == EventKind.LINKED else _UNLINK, params))
+    return writes
+
+
 class TicketActivities:
     """Activities over one shared pool; register the bound methods on the worker."""
 
@@ -140,6 +172,8 @@ class TicketActivities:
             await conn.execute(_UPSERT_INCIDENT, row)
             if events is not None:
                 await conn.execute(_UPSERT_EVENTS, events)
+            for sql, params in _link_writes(data.snapshot.number, data.events):
+                await conn.execute(sql, params)
             await conn.execute(REFRESH_SEARCH, (data.snapshot.number,))
         ticket_write(activity_meter(), time.perf_counter() - started)
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from schemas.actors import MONITORING, Actor
-from schemas.enums import Action, ComponentStatus, Role, Severity, StatusPhase
+from schemas.enums import Action, ComponentStatus, LinkKind, Role, Severity, StatusPhase
 
 #: longest actor name an action accepts
 ACTOR_MAX = 200
@@ -123,6 +123,24 @@ class ResumeInput(ActionInput):
     note: str | None = None
 
 
+class LinkInput(ActionInput):
+    """Relate this incident to another one (related, caused_by, causes, parent_of,
+    child_of); the other incident keeps the inverse (a parent's child is its child_of)."""
+
+    kind: LinkKind
+    other: str = Field(pattern=r"^INC-[1-9][0-9]{0,17}$", description="the other incident")
+    #: set on the Update that records the other side of a link made on ``other``
+    inverse: bool = False
+
+
+class UnlinkInput(ActionInput):
+    """Remove a link (and, on the other incident, its inverse)."""
+
+    kind: LinkKind
+    other: str = Field(pattern=r"^INC-[1-9][0-9]{0,17}$", description="the other incident")
+    inverse: bool = False
+
+
 class AlertRepeat(BaseModel):
     """Signal payload: the same alert fired again."""
 
@@ -150,6 +168,8 @@ class ActionSpec:
     route: str
     #: the dashboard's button and the CLI's wording
     label: str
+    #: the route's HTTP method (an unlink is ``DELETE`` on the links route)
+    method: str = "POST"
 
 
 #: one row per action, in the lifecycle's order: the client, the API routes, the CLI and the
@@ -188,5 +208,7 @@ ACTION_SPECS: dict[Action, ActionSpec] = {
         ActionSpec(Action.MERGE_INTO, "merge_into", MergeInput, "merge", "Merge as duplicate"),
         ActionSpec(Action.PAUSE, "pause", PauseInput, "pause", "Pause clocks"),
         ActionSpec(Action.RESUME, "resume", ResumeInput, "resume", "Resume clocks"),
+        ActionSpec(Action.LINK, "link", LinkInput, "links", "Link incident"),
+        ActionSpec(Action.UNLINK, "unlink", UnlinkInput, "links", "Unlink", method="DELETE"),
     )
 }

@@ -78,6 +78,8 @@ class Action(StrEnum):
     MERGE_INTO = "merge_into"
     PAUSE = "pause"
     RESUME = "resume"
+    LINK = "link"
+    UNLINK = "unlink"
 
 
 class EventKind(StrEnum):
@@ -113,6 +115,8 @@ class EventKind(StrEnum):
     REVIEW_COMPLETED = "review_completed"
     REVIEW_ATTENDEES_ADDED = "review_attendees_added"
     ACTION_ITEM_DUE = "action_item_due"
+    LINKED = "linked"
+    UNLINKED = "unlinked"
 
 
 class Clock(StrEnum):
@@ -163,3 +167,24 @@ class ComponentStatus(StrEnum):
     DEGRADED_PERFORMANCE = "degraded_performance"
     PARTIAL_OUTAGE = "partial_outage"
     MAJOR_OUTAGE = "major_outage"
+
+
+class LinkKind(StrEnum):
+    """How one incident relates to another; each kind has an inverse (``INVERSE_LINK``) that
+    the other incident keeps."""
+
+    RELATED = "related"
+    CAUSED_BY = "caused_by"
+    CAUSES = "causes"
+    PARENT_OF = "parent_of"
+    CHILD_OF = "child_of"
+
+
+#: the kind the other incident records for a link of this kind
+INVERSE_LINK: dict[LinkKind, LinkKind] = {
+    LinkKind.RELATED: LinkKind.RELATED,
+    LinkKind.CAUSED_BY: LinkKind.CAUSES,
+    LinkKind.CAUSES: LinkKind.CAUSED_BY,
+    LinkKind.PARENT_OF: LinkKind.CHILD_OF,
+    LinkKind.CHILD_OF: LinkKind.PARENT_OF,
+}

@@ -15,6 +15,7 @@ from schemas.enums import (
     Clock,
     EventKind,
     Impact,
+    LinkKind,
     Priority,
     Role,
     Severity,
@@ -35,6 +36,13 @@ from schemas.policy import (
 class Link(BaseModel):
     href: str
     text: str = ""
+
+
+class IncidentLink(BaseModel):
+    """A relation to another incident (``schemas.enums.LinkKind``), as this incident sees it."""
+
+    kind: LinkKind
+    number: str
 
 
 class Alert(BaseModel):
@@ -269,6 +277,8 @@ class IncidentSnapshot(BaseModel):
     clock_calendars: dict[Clock, Calendar] = Field(default_factory=dict)
     escalation: EscalationState
     merged_into: str | None = None
+    #: relations to other incidents (the other one keeps the inverse)
+    incident_links: list[IncidentLink] = Field(default_factory=list)
     close_reason: str | None = None
     review_workflow_id: str | None = None
     timeline: list[TimelineEvent] = Field(default_factory=list)

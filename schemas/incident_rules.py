@@ -30,6 +30,7 @@ from schemas.actions import (
     CloseInput,
     EscalateInput,
     InvestigateInput,
+    LinkInput,
     MergeInput,
     MitigateInput,
     NoteInput,
@@ -38,6 +39,7 @@ from schemas.actions import (
     ResolveInput,
     ResumeInput,
     StatusUpdateInput,
+    UnlinkInput,
 )
 from schemas.actors import INCIDENTFLOW, MONITORING, RESERVED_NAMES, Actor, ActorKind, Person
 from schemas.calendars import (
@@ -52,6 +54,7 @@ from schemas.enums import Action, Clock, EventKind, Role, Status, StatusPhase, T
 from schemas.failures import FailureType
 from schemas.incident import (
     Breach,
+    IncidentLink,
     IncidentPolicy,
     IncidentSnapshot,
     Pause,
@@ -323,11 +326,22 @@ class IncidentRules:
                 raise ValueError("until must be in the future")
             if a.until > now + MAX_PAUSE:
                 raise ValueError(f"until must be within {MAX_PAUSE.days} days")
+        if isinstance(a, LinkInput | UnlinkInput):
+            self._check_link(a)
         if isinstance(a, ResumeInput) and self.s.paused is None:
             raise Refused(
                 FailureType.ILLEGAL_TRANSITION,
                 f"{self.s.number} is {self.s.status.value} and not paused: nothing to resume",
             )
+
+    def _check_link(self, a: LinkInput | UnlinkInput) -> None:
+        if a.other == self.s.number:
+            raise ValueError(f"{self.s.number} cannot be linked to itself")
+        linked = IncidentLink(kind=a.kind, number=a.other) in self.s.incident_links
+        if isinstance(a, LinkInput) and linked:
+            raise ValueError(f"{self.s.number} is already {a.kind.value} {a.other}")
+        if isinstance(a, UnlinkInput) and not linked:
+            raise ValueError(f"{self.s.number} is not {a.kind.value} {a.other}")
 
     def check_legal(self, action: Action) -> None:
         s = self.s
@@ -345,7 +359,7 @@ class IncidentRules:
         """Re-check in the handler (two Updates accepted in one task both passed their
         validators) and count the actor in."""
         self.check_legal(ACTION_OF[type(a)])
-        if isinstance(a, PauseInput | ResumeInput):
+        if isinstance(a, PauseInput | ResumeInput | LinkInput | UnlinkInput):
             self.check(a)
         self.participate(a.actor)
 
@@ -394,6 +408,17 @@ class IncidentRules:
                     step.effects.append(Notify(event, told))
                 if a.public:
                     step.effects.append(Publish(event))
+        elif isinstance(a, LinkInput | UnlinkInput):
+            link = IncidentLink(kind=a.kind, number=a.other)
+            if isinstance(a, LinkInput):
+                s.incident_links.append(link)
+            else:
+                s.incident_links.remove(link)
+            kind = EventKind.LINKED if isinstance(a, LinkInput) else EventKind.UNLINKED
+            link_details: dict[str, Any] = {"kind": a.kind.value, "number": a.other}
+            if a.inverse:
+                link_details["inverse"] = True
+            self._append(step, kind, a.actor, link_details, now)
         elif isinstance(a, PauseInput):
             self._pause(step, a, now)
         elif isinstance(a, ResumeInput):

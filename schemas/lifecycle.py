@@ -57,6 +57,9 @@ TRANSITIONS: dict[Action, Transition] = {
     # whether the incident is paused decides further (``IncidentRules.check``, ``offered``)
     Action.PAUSE: Transition(OPEN_STATUSES, EventKind.PAUSED),
     Action.RESUME: Transition(OPEN_STATUSES, EventKind.RESUMED),
+    # links are facts about the past too: a resolved incident may learn its cause later
+    Action.LINK: Transition(_OPEN_OR_RESOLVED, EventKind.LINKED),
+    Action.UNLINK: Transition(_OPEN_OR_RESOLVED, EventKind.UNLINKED),
 }
 
 #: action -> statuses it is legal from (read off ``TRANSITIONS``)

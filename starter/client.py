@@ -37,10 +37,12 @@ from schemas.actions import (
     ActionInput,
     AlertClear,
     AlertRepeat,
+    LinkInput,
     ResolveInput,
     StatusUpdateInput,
+    UnlinkInput,
 )
-from schemas.enums import Action, Severity, Status
+from schemas.enums import INVERSE_LINK, Action, Severity, Status
 from schemas.failures import FailureType
 from schemas.incident import (
     Alert,
@@ -234,7 +236,25 @@ class IncidentClient:
 
     # ------------------------------------------------------------------ actions
     async def act(self, number: str, action: Action, data: ActionInput) -> IncidentSnapshot:
-        """Run one responder action; raises ActionRejected with the workflow's message."""
+        """Run one responder action; raises ActionRejected with the workflow's message.
+
+        A link or unlink is sent to the other incident too, as its inverse (``inverse``): an
+        other incident whose run has ended keeps its side in PostgreSQL only (the ticket
+        store records both sides of every link from either incident's timeline)."""
+        if isinstance(data, LinkInput | UnlinkInput) and not data.inverse:
+            await self._find(data.other)  # an unknown other incident: IncidentNotFound
+            result = await self._act(number, action, data)
+            inverse = data.model_copy(
+                update={"kind": INVERSE_LINK[data.kind], "other": number, "inverse": True}
+            )
+            try:
+                await self._act(data.other, action, inverse)
+            except (ActionRejected, InvalidAction, IncidentNotFound):
+                pass  # ended, or already knows: its side lives in the ticket store
+            return result
+        return await self._act(number, action, data)
+
+    async def _act(self, number: str, action: Action, data: ActionInput) -> IncidentSnapshot:
         spec = ACTION_SPECS[action]
         update, input_type = spec.update, spec.input_type
         if not isinstance(data, input_type):

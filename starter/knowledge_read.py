@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
 from schemas.enums import Severity, Status
+from schemas.incident_links import LINKS_SQL, LinkedIncident
 from schemas.similarity import (
     DEFAULT_LIMIT,
     SIMILAR_SQL,
@@ -140,3 +141,11 @@ async def search(pool: Pool, q: str, *, limit: int = DEFAULT_SEARCH_LIMIT) -> Se
         for r in rows
     ]
     return SearchPage(q=q, items=items)
+
+
+async def links(pool: Pool, number: str) -> list[LinkedIncident]:
+    """Every link of ``number`` from the ticket store (an ended incident's too)."""
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(LINKS_SQL, (number,))
+        return [LinkedIncident.model_validate(r) for r in await cur.fetchall()]

@@ -70,6 +70,12 @@ async def test_every_endpoint_by_every_scope(
             headers=api.auth("ingest"),
         )
         number = created.json()["number"]
+        other = await api.http.post(
+            "/api/v1/incidents",
+            json={"title": "linked by the matrix", "service": api.names.service},
+            headers=api.auth("ingest"),
+        )
+        bodies = {**ACTION_BODIES, "links": {"kind": "related", "number": other.json()["number"]}}
         matrix: list[tuple[str, str, str, Any, Scope]] = [
             ("GET", "/api/v1/incidents", "/api/v1/incidents", None, Scope.READ),
             (
@@ -104,10 +110,14 @@ async def test_every_endpoint_by_every_scope(
                     "POST",
                     f"/api/v1/incidents/{{number}}/{segment}",
                     f"/api/v1/incidents/{number}/{segment}",
-                    ACTION_BODIES[segment],
+                    bodies[segment],
                     Scope.RESPOND,
                 )
             )
+        links = "/api/v1/incidents/{number}/links"
+        matrix.append(
+            ("DELETE", links, links.format(number=number), bodies["links"], Scope.RESPOND)
+        )
         # the review routes (this incident has none: allowed scopes get its 404)
         review = "/api/v1/incidents/{number}/review"
         for method, suffix, body, scope in REVIEW_CELLS:

@@ -158,7 +158,7 @@ def test_every_action_has_one_spec_one_transition_and_its_own_input() -> None:
     assert list(ACTION_SPECS) == list(Action)
     assert set(TRANSITIONS) == set(Action)
     assert {ACTION_OF[spec.input_type] for spec in ACTION_SPECS.values()} == set(Action)
-    assert len({spec.route for spec in ACTION_SPECS.values()}) == len(Action)
+    assert len({(spec.method, spec.route) for spec in ACTION_SPECS.values()}) == len(Action)
 
 
 @pytest.mark.parametrize("action", list(Action))

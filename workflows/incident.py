@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         CloseInput,
         EscalateInput,
         InvestigateInput,
+        LinkInput,
         MergeInput,
         MitigateInput,
         NoteInput,
@@ -47,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         ResolveInput,
         ResumeInput,
         StatusUpdateInput,
+        UnlinkInput,
     )
     from schemas.activity_io import (
         ALLOCATE_INCIDENT_NUMBER,
@@ -121,6 +123,9 @@ SLACK_IN_TICKET = "slack-in-ticket"
 #: holder, and reminders go to the communications lead once one is assigned; before it,
 #: status updates reached no one and assignments were told to nobody
 STAKEHOLDER_NOTICES = "stakeholder-notices"
+#: patch: the link and unlink Updates (relations to other incidents, the other one keeping
+#: the inverse through its own Update)
+INCIDENT_LINKS = "incident-links"
 
 #: how many recent alert ids a run remembers to recognise resent triggers
 RECENT_ALERT_IDS = 2000
@@ -516,6 +521,25 @@ class IncidentWorkflow:
 
     @resume.validator
     def _v_resume(self, a: ResumeInput) -> None:
+        self._validate(a)
+
+    @workflow.update
+    async def link(self, a: LinkInput) -> IncidentSnapshot:
+        """Relate this incident to another (the client sends the inverse to the other)."""
+        workflow.patched(INCIDENT_LINKS)  # a new Update: histories that link carry the marker
+        return self._act(a)
+
+    @link.validator
+    def _v_link(self, a: LinkInput) -> None:
+        self._validate(a)
+
+    @workflow.update
+    async def unlink(self, a: UnlinkInput) -> IncidentSnapshot:
+        workflow.patched(INCIDENT_LINKS)
+        return self._act(a)
+
+    @unlink.validator
+    def _v_unlink(self, a: UnlinkInput) -> None:
         self._validate(a)
 
     def _validate(self, a: ActionInput) -> None:

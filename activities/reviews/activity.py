@@ -38,6 +38,7 @@ from schemas.action_item_sql import ACTION_ITEM_COLUMNS, CHANGE_ACTION_ITEM, cha
 from schemas.enums import EventKind
 from schemas.failures import FailureType
 from schemas.incident import TimelineEvent
+from schemas.incident_links import LINKS_SQL, LinkedIncident
 from schemas.links import review_url
 from schemas.policy import Policy
 from schemas.policy_holder import PolicyHolder
@@ -178,7 +179,11 @@ class ReviewActivities:
     async def record_review(self, data: RecordReviewInput) -> None:
         review = data.review
         timeline = await self._timeline(review.number, data.through_seq)
-        document = self.renderer.render(review, timeline)
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(LINKS_SQL, (review.number,))
+            links = [LinkedIncident.model_validate(r) for r in await cur.fetchall()]
+        document = self.renderer.render(review, timeline, links)
         completion = review.completion
         summary: str | None = None
         completed_at: datetime | None = None

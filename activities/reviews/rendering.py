@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from schemas.durations import format_duration
 from schemas.enums import EventKind
 from schemas.incident import IncidentSnapshot, TimelineEvent
+from schemas.incident_links import LinkedIncident
 from schemas.review import ReviewState
 from schemas.review_schedule import zone_named
 
@@ -180,7 +181,13 @@ class PostmortemRenderer:
             href=_href,
         )
 
-    def render(self, review: ReviewState, timeline: Sequence[TimelineEvent]) -> str:
+    def render(
+        self,
+        review: ReviewState,
+        timeline: Sequence[TimelineEvent],
+        links: Sequence[LinkedIncident] = (),
+    ) -> str:
+        """The postmortem; ``links`` are the incident's links from the ticket store."""
         incident = review.incident
         events = sorted(timeline, key=lambda e: e.seq)
         esc = incident.escalation
@@ -194,6 +201,7 @@ class PostmortemRenderer:
             "levels_total": len(esc.policy.levels),
             "completion": review.completion,
             "responders": {role.value: user for role, user in incident.responders.items()},
+            "links": list(links),
         }
         text = self.env.get_template(POSTMORTEM).render(context)
         return text.rstrip() + "\n"

@@ -40,7 +40,9 @@ Ctx = Annotated[ApiContext, Depends(get_context)]
 ServiceName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
 
 #: URL segment of each action route (``schemas.actions.ACTION_SPECS``)
-ACTION_ROUTES: dict[str, Action] = {spec.route: spec.action for spec in ACTION_SPECS.values()}
+ACTION_ROUTES: dict[str, Action] = {
+    spec.route: spec.action for spec in ACTION_SPECS.values() if spec.method == "POST"
+}
 
 _DB_DOWN = (psycopg.OperationalError, PoolTimeout)
 
@@ -123,20 +125,28 @@ FIELD_PATTERNS: dict[tuple[str, str], str] = {
 FIELD_TYPES: dict[tuple[str, str], Any] = {("pause", "until"): Instant | None}
 
 
-def request_model(segment: str, input_type: type[ActionInput]) -> type[BaseModel]:
-    """The body of an action route: the action's input without ``actor`` and ``number``
-    (the actor is the token's user; the number is in the path)."""
+#: (route, input field) -> its name in the request body: a link's other incident is the
+#: body's ``number`` (the input's own ``number`` is the path's)
+FIELD_NAMES: dict[tuple[str, str], str] = {("links", "other"): "number"}
+
+
+def request_model(
+    segment: str, input_type: type[ActionInput], name: str | None = None
+) -> type[BaseModel]:
+    """The body of an action route: the action's input without ``actor``, ``number`` (the
+    actor is the token's user; the number is in the path) and the internal ``inverse``."""
     fields: dict[str, Any] = {}
-    for name, info in input_type.model_fields.items():
-        if name in ("actor", "number"):
+    for field_name, info in input_type.model_fields.items():
+        if field_name in ("actor", "number", "inverse"):
             continue
-        annotation: Any = FIELD_TYPES.get((segment, name), info.annotation)
-        pattern = FIELD_PATTERNS.get((segment, name))
+        name_in_body = FIELD_NAMES.get((segment, field_name), field_name)
+        annotation: Any = FIELD_TYPES.get((segment, field_name), info.annotation)
+        pattern = FIELD_PATTERNS.get((segment, field_name))
         if pattern is not None:
             text = Annotated[str, StringConstraints(pattern=pattern)]
             annotation = text | None if type(None) in get_args(annotation) else text
-        fields[name] = (annotation, info)
-    name = "".join(part.capitalize() for part in segment.split("-")) + "Request"
+        fields[name_in_body] = (annotation, info)
+    name = name or "".join(part.capitalize() for part in segment.split("-")) + "Request"
     model: type[BaseModel] = create_model(
         name, __config__=ConfigDict(extra="forbid"), __doc__=input_type.__doc__, **fields
     )
@@ -311,8 +321,11 @@ async def get_timeline(number: NumberPath, _: Read, ctx: Ctx, response: Response
 
 
 def _add_action_route(segment: str, action: Action) -> None:
-    input_type = ACTION_SPECS[action].input_type
-    model = request_model(segment, input_type)
+    spec = ACTION_SPECS[action]
+    input_type = spec.input_type
+    own_name = None if spec.method == "POST" else f"{spec.update.capitalize()}Request"
+    model = request_model(segment, input_type, own_name)
+    renamed = {body: field for (route, field), body in FIELD_NAMES.items() if route == segment}
     required = any(f.is_required() for f in model.model_fields.values())
     Respond = Annotated[Principal, Depends(require(Scope.RESPOND))]
 
@@ -321,6 +334,7 @@ def _add_action_route(segment: str, action: Action) -> None:
     ) -> IncidentSnapshot:
         await ensure_may_exist(ctx, number)
         values = body.model_dump() if body is not None else {}
+        values = {renamed.get(k, k): v for k, v in values.items()}
         data = input_type.model_validate({**values, "actor": Person(name=principal.user)})
         return await ctx.temporal_call(ctx.client().act(number, action, data))
 
@@ -348,12 +362,12 @@ def _add_action_route(segment: str, action: Action) -> None:
     router.add_api_route(
         f"/incidents/{{number}}/{segment}",
         handler,
-        methods=["POST"],
+        methods=[spec.method],
         response_model=IncidentSnapshot,
         summary=f"{action.value.replace('_', ' ').capitalize()} (actor: the token's user)",
         description=(input_type.__doc__ or "").strip() or None,
     )
 
 
-for _segment, _action in ACTION_ROUTES.items():
-    _add_action_route(_segment, _action)
+for _spec in ACTION_SPECS.values():
+    _add_action_route(_spec.route, _spec.action)

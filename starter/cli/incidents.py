@@ -128,11 +128,12 @@ def _act(
     from schemas.incident import IncidentSnapshot
     from starter.cli.output import snapshot_summary
 
-    segment = ACTION_SPECS[action].route
+    spec = ACTION_SPECS[action]
     number = _number(number)
     payload = {k: v for k, v in body.items() if v is not None}
     with _session(url, token, as_json) as (api, out):
-        data = api.post(f"/incidents/{number}/{segment}", payload or None, number=number)
+        path = f"/incidents/{number}/{spec.route}"
+        data = api.request(spec.method, path, json=payload or None, number=number).json()
         if as_json:
             out.json(data)
             return
@@ -282,6 +283,37 @@ def _simple_action(action: Action, verb: str, field: str, help_text: str) -> Cal
         str | None, typer.Option(f"--{field}", help=help_text)
     ]
     return command
+
+
+LinkKindArg = Annotated[
+    str, typer.Argument(help="related, caused_by, causes, parent_of or child_of.", metavar="KIND")
+]
+
+
+def link(
+    number: Number,
+    kind: LinkKindArg,
+    other: Annotated[str, typer.Argument(help="The other incident (it keeps the inverse).")],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Link two incidents: `link INC-8 child_of INC-7` (INC-7 becomes parent_of INC-8)."""
+    body = {"kind": kind, "number": _number(other)}
+    _act(url, token, as_json, number, Action.LINK, body, "linked")
+
+
+def unlink(
+    number: Number,
+    kind: LinkKindArg,
+    other: Annotated[str, typer.Argument(help="The other incident.")],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove a link between two incidents (and its inverse on the other)."""
+    body = {"kind": kind, "number": _number(other)}
+    _act(url, token, as_json, number, Action.UNLINK, body, "unlinked")
 
 
 def cancel(
@@ -644,6 +676,8 @@ def register(app: typer.Typer) -> None:
     app.command(rich_help_panel=panel)(note)
     app.command("status-update", rich_help_panel=panel)(status_update)
     app.command(rich_help_panel=panel)(merge)
+    app.command(rich_help_panel=panel)(link)
+    app.command(rich_help_panel=panel)(unlink)
     app.command(rich_help_panel=panel)(pause)
     app.command(rich_help_panel=panel)(resume)
     app.command(rich_help_panel=panel)(show)

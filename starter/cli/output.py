@@ -187,6 +187,8 @@ def show_incident(
         facts.append(("paused time", time_text.short(snap.paused_seconds(now))))
     if snap.merged_into:
         facts.append(("merged into", snap.merged_into))
+    for related in snap.incident_links:
+        facts.append((related.kind.value.replace("_", " "), related.number))
     if snap.description:
         facts.append(("description", snap.description))
     for key, label_value in snap.labels.items():

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from schemas.actions import ACTION_SPECS, ActionInput
-from schemas.enums import Action, ComponentStatus, Role, Severity, StatusPhase
+from schemas.enums import Action, ComponentStatus, LinkKind, Role, Severity, StatusPhase
 from schemas.incident import IncidentSnapshot
 from schemas.lifecycle import handed_over, legal_actions, offered
 from schemas.policy import Policy
@@ -145,14 +145,30 @@ def forms_for(snapshot: IncidentSnapshot, policy: Policy) -> list[ActionForm]:
             ),
         ],
         Action.RESUME: [_note()],
+        Action.LINK: [
+            Field(
+                name="kind",
+                label="This incident is",
+                kind="select",
+                required=True,
+                options=[(k.value, k.value.replace("_", " ")) for k in LinkKind],
+            ),
+            Field(
+                name="other",
+                label="Incident",
+                required=True,
+                placeholder="INC-123",
+                pattern=r"INC-\d+",
+            ),
+        ],
     }
     out = []
     # after the hand-over to its review nothing is legal: the review closes the incident
     handed = handed_over(snapshot.status, snapshot.review_workflow_id)
     paused = snapshot.paused is not None
     for action in [] if handed else legal_actions(snapshot.status):
-        if not offered(action, paused):
-            continue
+        if not offered(action, paused) or action == Action.UNLINK:
+            continue  # each link has its own Unlink button (_links.html)
         tone = "primary" if action in _FORWARD else ""
         if action in (Action.CANCEL, Action.MERGE_INTO):
             tone = "danger"
@@ -174,7 +190,7 @@ def parse_action(action: Action, form: dict[str, Any], actor: str) -> ActionInpu
     Raises ``pydantic.ValidationError`` for missing or malformed fields.
     """
     input_type = ACTION_SPECS[action].input_type
-    allowed = set(input_type.model_fields) - {"actor", "number"}
+    allowed = set(input_type.model_fields) - {"actor", "number", "inverse"}
     values = {
         k: v.strip() if isinstance(v, str) and k not in ("text",) else v
         for k, v in form.items()

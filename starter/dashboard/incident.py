@@ -12,9 +12,10 @@ from pydantic import ValidationError
 
 from schemas import links
 from schemas.actions import ACTION_SPECS
-from schemas.enums import Action, EventKind, Scope
+from schemas.enums import Action, EventKind, LinkKind, Scope
 from schemas.incident import IncidentSnapshot
-from schemas.lifecycle import OPEN_STATUSES
+from schemas.incident_links import LinkedIncident
+from schemas.lifecycle import OPEN_STATUSES, handed_over, is_legal
 from schemas.similarity import SimilarIncident
 from starter import knowledge_read, status_read
 from starter.dashboard.forms import forms_for, parse_action
@@ -43,6 +44,7 @@ def incident_values(
     user: SessionUser,
     review: Any,
     similar: list[SimilarIncident] | None = None,
+    linked: list[LinkedIncident] | None = None,
 ) -> dict[str, Any]:
     ctx = ctx_of(request)
     notes = [e for e in snapshot.timeline if e.kind == EventKind.NOTE_ADDED]
@@ -58,6 +60,14 @@ def incident_values(
         "timeline": list(reversed(snapshot.timeline)),
         "review": review,
         "similar": similar or [],
+        "links": linked or [],
+        "open_children": [
+            link
+            for link in linked or []
+            if link.kind == LinkKind.PARENT_OF and link.status in OPEN_STATUSES
+        ],
+        "link_forms": is_legal(Action.UNLINK, snapshot.status)
+        and not handed_over(snapshot.status, snapshot.review_workflow_id),
     }
 
 
@@ -77,8 +87,9 @@ async def incident_response(
     snapshot = await load_snapshot(ctx, number)
     review = await review_view(ctx, number)
     similar = await knowledge_read.similar(ctx.db(), number)
+    linked = await knowledge_read.links(ctx.db(), number)
     values = incident_values(
-        request, snapshot, user, review, similar.items if similar is not None else None
+        request, snapshot, user, review, similar.items if similar is not None else None, linked
     )
     try:
         values["told_about"], values["subscribers_told"] = await status_read.told_about_updates(
