@@ -26,6 +26,8 @@ ACTION_BODIES: dict[str, dict[str, Any] | None] = {
     "notes": {"text": "a note"},
     "status-updates": {"text": "an update"},
     "merge": {"into": "INC-1"},
+    "pause": {"reason": "waiting on the vendor"},
+    "resume": None,
 }
 #: (method, path below /review, body, scope) of the review routes
 REVIEW_CELLS: list[tuple[str, str, Any, Scope]] = [

@@ -217,6 +217,7 @@ async def test_incident_page_offers_only_legal_actions(live: Live) -> None:
             "post_status_update",
             "escalate",
             "pause",  # not "resume": the clocks are running
+            "link",  # not "unlink": each link has its own button
         }
         assert "Level <strong>1</strong> of 3 reached" in page
         assert "eu-1" in page and 'data-kind="triggered"' in page
@@ -229,7 +230,7 @@ async def test_incident_page_offers_only_legal_actions(live: Live) -> None:
             assert response.headers["location"] == f"/dashboard/incidents/{number}?done=resolve"
         page = (await client.get(f"/dashboard/incidents/{number}?done=resolve")).text
         assert "Resolve: done." in page
-        assert action_forms(page) == {"close", "reopen", "assign", "add_note"}
+        assert action_forms(page) == {"close", "reopen", "assign", "add_note", "link"}
         assert 'data-kind="resolved"' in page and "rolled back" in page
 
 
