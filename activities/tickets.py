@@ -22,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 from activities.knowledge import REFRESH_SEARCH
 from schemas.activity_io import (
     ALLOCATE_INCIDENT_NUMBER,
+    OPEN_INCIDENT,
     RECORD_INCIDENT,
     AllocateNumberInput,
     RecordIncidentInput,
@@ -159,6 +160,30 @@ class TicketActivities:
             row = await cur.fetchone()
         assert row is not None
         number: str = row[0]
+        return number
+
+    @activity.defn(name=OPEN_INCIDENT)
+    async def open_incident(self, data: RecordIncidentInput) -> str:
+        """A new incident's number and its first ticket row and events, in one transaction:
+        one activity where there were two (``allocate_incident_number`` then the first
+        ``record_incident``). A retry finds the row of its run and keeps that number."""
+        started = time.perf_counter()
+        snapshot = data.snapshot
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                _ALLOCATE, {"workflow_id": snapshot.workflow_id, "run_id": snapshot.run_id}
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            number: str = row[0]
+            numbered = snapshot.model_copy(update={"number": number})
+            events = _event_params(number, data.events)
+            async with conn.pipeline():
+                await conn.execute(_UPSERT_INCIDENT, _incident_row(numbered))
+                if events is not None:
+                    await conn.execute(_UPSERT_EVENTS, events)
+                await conn.execute(REFRESH_SEARCH, (number,))
+        ticket_write(activity_meter(), time.perf_counter() - started)
         return number
 
     @activity.defn(name=RECORD_INCIDENT)

@@ -11,6 +11,8 @@ from schemas.policy import EscalationTarget
 
 ALLOCATE_INCIDENT_NUMBER = "allocate_incident_number"
 RECORD_INCIDENT = "record_incident"
+#: allocate the number and write the first ticket row and events in one activity
+OPEN_INCIDENT = "open_incident"
 NOTIFY = "notify"
 SYNC_SLACK = "sync_slack"
 #: a public status update to the status page's confirmed subscribers

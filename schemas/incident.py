@@ -231,6 +231,9 @@ class IncidentStart(BaseModel):
     #: how many more arrived after it: repeats, counted as a number so that a storm during a
     #: long drain cannot outgrow the payload limit (their ids travel in ``alert_ids``)
     queued_repeats: int = Field(default=0, ge=0)
+    #: ids of the responder Updates the previous runs applied lately: one resent with its
+    #: id (``Idempotency-Key``) is recognised across continue-as-new instead of refused
+    action_ids: list[str] = Field(default_factory=list)
 
 
 class IncidentSnapshot(BaseModel):

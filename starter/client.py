@@ -235,26 +235,34 @@ class IncidentClient:
         return snapshot.number
 
     # ------------------------------------------------------------------ actions
-    async def act(self, number: str, action: Action, data: ActionInput) -> IncidentSnapshot:
+    async def act(
+        self, number: str, action: Action, data: ActionInput, *, action_id: str | None = None
+    ) -> IncidentSnapshot:
         """Run one responder action; raises ActionRejected with the workflow's message.
+
+        ``action_id`` becomes the Update's id: the same id sent again is applied once, by
+        the server within a run and by the incident across continue-as-new.
 
         A link or unlink is sent to the other incident too, as its inverse (``inverse``): an
         other incident whose run has ended keeps its side in PostgreSQL only (the ticket
         store records both sides of every link from either incident's timeline)."""
         if isinstance(data, LinkInput | UnlinkInput) and not data.inverse:
             await self._find(data.other)  # an unknown other incident: IncidentNotFound
-            result = await self._act(number, action, data)
+            result = await self._act(number, action, data, action_id)
             inverse = data.model_copy(
                 update={"kind": INVERSE_LINK[data.kind], "other": number, "inverse": True}
             )
+            inverse_id = f"{action_id}:inverse" if action_id else None
             try:
-                await self._act(data.other, action, inverse)
+                await self._act(data.other, action, inverse, inverse_id)
             except (ActionRejected, InvalidAction, IncidentNotFound):
                 pass  # ended, or already knows: its side lives in the ticket store
             return result
-        return await self._act(number, action, data)
+        return await self._act(number, action, data, action_id)
 
-    async def _act(self, number: str, action: Action, data: ActionInput) -> IncidentSnapshot:
+    async def _act(
+        self, number: str, action: Action, data: ActionInput, action_id: str | None = None
+    ) -> IncidentSnapshot:
         spec = ACTION_SPECS[action]
         update, input_type = spec.update, spec.input_type
         if not isinstance(data, input_type):
@@ -265,7 +273,7 @@ class IncidentClient:
         handle = await self._handle(number)
         try:
             result: IncidentSnapshot = await handle.execute_update(
-                update, data, result_type=IncidentSnapshot
+                update, data, id=action_id, result_type=IncidentSnapshot
             )
         except WorkflowUpdateFailedError as err:
             kind = _failure_type(err)

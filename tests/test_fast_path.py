@@ -103,6 +103,8 @@ async def test_alerts_to_a_closing_run_open_the_next_incident(
         second = await st.client.get(rows[1][0])
         assert (second.status, second.title, second.alert_count) == ("triggered", alert.title, 3)
         await record_history(st, first, "fast_path_closing_run_carries_alerts")
+        # the next incident's number came with its first ticket write (open-in-one-write)
+        await record_history(st, rows[1][0], "open_in_one_write")
 
 
 async def test_flood_across_close_and_continue_as_new_counts_every_alert_once(

@@ -102,7 +102,7 @@ async def heartbeat_stack(
 async def triggered(incident: WorkflowHandle[Any, Any]) -> IncidentSnapshot | None:
     """The incident's state once its trigger is written (numbered, first event)."""
     snapshot = await incident.query(IncidentWorkflow.state)
-    return snapshot if snapshot.timeline else None
+    return snapshot if snapshot.timeline and snapshot.number else None
 
 
 def watchdog_alert(status: str = "firing") -> dict[str, Any]:

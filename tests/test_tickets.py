@@ -186,3 +186,21 @@ async def test_recording_an_unnumbered_incident_is_a_non_retryable_error(
         await tickets.record_incident(RecordIncidentInput(snapshot=make_snapshot("")))
     assert raised.value.non_retryable
     assert await query(pool, "SELECT 1 FROM incidents WHERE number = ''") == []
+
+
+async def test_open_incident_numbers_and_writes_in_one_go_and_a_retry_keeps_the_number(
+    tickets: TicketActivities, pool: Pool
+) -> None:
+    snapshot = make_snapshot("", workflow_id=f"wf-{uuid.uuid4()}", run_id="run-7", last_seq=2)
+    data = RecordIncidentInput(snapshot=snapshot, events=snapshot.timeline)
+    number = await ActivityEnvironment().run(tickets.open_incident, data)
+    assert re.fullmatch(r"INC-\d+", number)
+    assert await tickets.open_incident(data) == number  # a retry after the commit
+    rows = await query(
+        pool,
+        "SELECT number, last_seq FROM incidents WHERE workflow_id = %s",
+        (snapshot.workflow_id,),
+    )
+    assert rows == [{"number": number, "last_seq": 2}]
+    events = await query(pool, "SELECT seq FROM incident_events WHERE number = %s", (number,))
+    assert sorted(e["seq"] for e in events) == [e.seq for e in snapshot.timeline]

@@ -121,6 +121,7 @@ def activities_for(
     status_page = StatusPageActivities(pool, policy, settings)
     return [
         tickets.allocate_incident_number,
+        tickets.open_incident,
         tickets.record_incident,
         notify.notify,
         slack.sync_slack,

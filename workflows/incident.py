@@ -53,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.activity_io import (
         ALLOCATE_INCIDENT_NUMBER,
         MAIL_SUBSCRIBERS,
+        OPEN_INCIDENT,
         RECORD_INCIDENT,
         SYNC_SLACK,
         AllocateNumberInput,
@@ -105,6 +106,10 @@ CLOSE_STARTS_REVIEW = "close-starts-review"
 #: run that ends holding alerts it could no longer count continues as new to count them
 #: (the same incident's next run, or a new incident for the key when this one closed)
 ALERT_SIGNALS = "alert-signals"
+#: patch: a new incident's number comes from the activity that writes its first ticket row
+#: and events (``open_incident``): one activity and one workflow task fewer than
+#: ``allocate_incident_number`` then the first ``record_incident``
+OPEN_IN_ONE_WRITE = "open-in-one-write"
 #: patch: clocks count in their severity's calendar (business hours) and around pauses,
 #: and an escalation level limited to a calendar (``levels[].when``) waits for its hours;
 #: before it every clock ran 24x7 from the trigger and every level paged at once
@@ -129,6 +134,9 @@ INCIDENT_LINKS = "incident-links"
 
 #: how many recent alert ids a run remembers to recognise resent triggers
 RECENT_ALERT_IDS = 2000
+#: how many recent responder Update ids a run remembers (carried across continue-as-new), so
+#: an Update resent with its id after the run moved on is recognised, not refused with 409
+RECENT_ACTION_IDS = 500
 
 #: how long a finishing run waits for notifications still being retried
 DRAIN_NOTIFICATIONS = timedelta(seconds=60)
@@ -168,6 +176,8 @@ class IncidentWorkflow:
         #: full, the rest as a count of repeats
         self._queued = start.queued
         self._queued_repeats = start.queued_repeats
+        #: ids of the responder Updates applied lately (bounded, oldest first), carried
+        self._action_ids: dict[str, None] = dict.fromkeys(start.action_ids)
         #: a clear that arrived before the trigger step
         self._early_clear: AlertClear | None = None
         #: Slack (docs/slack.md): what the bot's pages show, whether they are behind it,
@@ -189,16 +199,32 @@ class IncidentWorkflow:
         self.s.workflow_id = info.workflow_id
         self.s.run_id = info.run_id
         if start.carried is None:
-            self.s.number = await workflow.execute_activity(
-                ALLOCATE_INCIDENT_NUMBER,
-                AllocateNumberInput(workflow_id=info.workflow_id, run_id=info.run_id),
-                result_type=str,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=TICKET_RETRY,
-            )
             alert = start.alert
             details = {"source": alert.source, "dedup_key": alert.dedup_key, "title": alert.title}
-            self._apply(self.rules.trigger(alert.actor, details, workflow.now()))
+            if workflow.patched(OPEN_IN_ONE_WRITE):
+                # the trigger's events and clocks first (they need no number), written with
+                # the number in one activity; its pages go out once the number is known
+                step = self.rules.trigger(alert.actor, details, workflow.now())
+                self.s.number = await workflow.execute_activity(
+                    OPEN_INCIDENT,
+                    RecordIncidentInput(
+                        snapshot=self.s.summary(),
+                        events=[e.model_copy(deep=True) for e in step.events],
+                    ),
+                    result_type=str,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=TICKET_RETRY,
+                )
+                self._apply(step, written=True)
+            else:
+                self.s.number = await workflow.execute_activity(
+                    ALLOCATE_INCIDENT_NUMBER,
+                    AllocateNumberInput(workflow_id=info.workflow_id, run_id=info.run_id),
+                    result_type=str,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=TICKET_RETRY,
+                )
+                self._apply(self.rules.trigger(alert.actor, details, workflow.now()))
         self._upsert_search_attributes()
         sync = asyncio.create_task(self._sync_tickets())
         self._count_queued()
@@ -259,6 +285,7 @@ class IncidentWorkflow:
                     alert_ids=list(self._alert_ids),
                     queued=self._queued,
                     queued_repeats=self._queued_repeats,
+                    action_ids=list(self._action_ids),
                 )
             )
         if self._queued is not None and workflow.patched(ALERT_SIGNALS):
@@ -426,9 +453,12 @@ class IncidentWorkflow:
     async def close(self, a: CloseInput) -> IncidentSnapshot:
         """Close; where the severity requires a review, hand over to it now instead: the
         incident stays resolved until the review is completed or waived, which closes it."""
+        if self._recognised():
+            return self.s.summary()
         if self.rules.severity_policy().review_required:
             self._guard(a)
             if workflow.patched(CLOSE_STARTS_REVIEW):
+                self._remember_action()
                 self._handing_over = True
                 await self._run(self.rules.start_review(a.actor, event_details(a), workflow.now()))
                 return self.s.summary()
@@ -544,7 +574,11 @@ class IncidentWorkflow:
 
     def _validate(self, a: ActionInput) -> None:
         """The body of every responder Update's validator: reject before anything is
-        written."""
+        written. An Update whose id this incident already applied (resent after a
+        continue-as-new, where the server no longer knows it) is let through, and its
+        handler answers without acting again."""
+        if self._recognised():
+            return
         try:
             self.rules.check(a, workflow.now())
         except Refused as refused:
@@ -558,17 +592,34 @@ class IncidentWorkflow:
             raise ApplicationError(refused.message, type=refused.failure) from None
 
     def _act(self, a: ActionInput) -> IncidentSnapshot:
+        if self._recognised():
+            return self.s.summary()
         self._guard(a)
+        self._remember_action()
         self._apply(self.rules.act(a, workflow.now()))
         return self.s.summary()
 
+    def _recognised(self) -> bool:
+        """Whether the current Update's id was already applied by this incident."""
+        info = workflow.current_update_info()
+        return info is not None and info.id in self._action_ids
+
+    def _remember_action(self) -> None:
+        info = workflow.current_update_info()
+        if info is not None:
+            self._action_ids[info.id] = None
+            while len(self._action_ids) > RECENT_ACTION_IDS:
+                del self._action_ids[next(iter(self._action_ids))]
+
     # ------------------------------------------------------------------ running the rules
-    def _apply(self, step: Step) -> None:
+    def _apply(self, step: Step, *, written: bool = False) -> None:
         """Write a step's events (to the ticket, the search attributes, the main loop) and
-        start its notifications. A step that starts a review goes through :meth:`_run`."""
+        start its notifications. A step that starts a review goes through :meth:`_run`.
+        ``written``: its events and the row are in PostgreSQL already (``open_incident``)."""
         for event in step.events:
-            self._unsynced[event.seq] = event
-            self._ticket_dirty = True
+            if not written:
+                self._unsynced[event.seq] = event
+                self._ticket_dirty = True
             if event.kind == EventKind.ESCALATED:
                 manual = bool(event.details.get("manual"))
                 telemetry.escalation_fired(workflow.metric_meter(), manual=manual)

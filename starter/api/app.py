@@ -2,7 +2,8 @@
 listings and reports read PostgreSQL through their own small pool (``starter.tickets_read``).
 
 Layers, outermost first: metrics (counts every answer, refusals included) → body limits
-(413/415/400 before any parsing) → FastAPI (auth, rate limit, scopes, validation, handlers)
+(413/415/400 before any parsing) → ``Idempotency-Key`` (a retried native POST gets the first
+answer, ``starter.api.idempotency``) → FastAPI (auth, rate limit, scopes, validation, handlers)
 → one error shape (``starter.api.errors``).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import psycopg
 from fastapi import FastAPI
@@ -25,6 +27,7 @@ from starter.api import (
     action_items,
     admin,
     heartbeats,
+    idempotency,
     incidents,
     integrations_alertmanager,
     integrations_pagerduty,
@@ -124,6 +127,8 @@ def create_app(
     app.include_router(knowledge.router)
     slack_inbound = integrations_slack.install(app)
     install_error_handlers(app)
+    # innermost first: the idempotency check sees the body the limits let through
+    app.add_middleware(idempotency.IdempotencyMiddleware, pool=lambda: ctx.pool)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=options.max_body_bytes, max_depth=options.max_json_depth
     )
@@ -132,4 +137,12 @@ def create_app(
 
     mount_dashboard(app)
     mount_status_page(app)
+    build_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = idempotency.document(build_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -11,7 +11,7 @@ request models created at import time, and FastAPI reads their annotations at ru
 from typing import Annotated, Any, Literal, get_args
 
 import psycopg
-from fastapi import APIRouter, Body, Depends, Header, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
@@ -23,7 +23,7 @@ from schemas.actors import Person
 from schemas.enums import Action, Category, Impact, Scope, Severity, Status, Urgency
 from schemas.incident import IncidentRef, IncidentSnapshot, Link, TimelineEvent
 from starter import tickets_read
-from starter.api import ingest
+from starter.api import idempotency, ingest
 from starter.api.auth import Ingest, Principal, Read, require
 from starter.api.context import ApiContext, get_context
 from starter.api.errors import ERROR_RESPONSES, ApiError
@@ -225,6 +225,7 @@ async def create_incident(
     principal: Ingest,
     ctx: Ctx,
     response: Response,
+    request: Request,
     prefer: Annotated[
         str | None,
         Header(
@@ -255,6 +256,9 @@ async def create_incident(
         )
     except ValueError as exc:
         raise UnknownService(str(exc)) from exc  # no service named, none routed by a rule
+    alert_id = idempotency.update_id(request.headers, principal.token)
+    if alert_id:  # the incident counts a resend of this id once, whichever run it reaches
+        alert = alert.model_copy(update={"alert_id": alert_id})
     if wants_async(prefer):
         key = await ingest.enqueue(ctx, alert)
         return JSONResponse(
@@ -330,13 +334,18 @@ def _add_action_route(segment: str, action: Action) -> None:
     Respond = Annotated[Principal, Depends(require(Scope.RESPOND))]
 
     async def run(
-        ctx: ApiContext, number: str, principal: Principal, body: BaseModel | None
+        ctx: ApiContext,
+        number: str,
+        principal: Principal,
+        body: BaseModel | None,
+        request: Request,
     ) -> IncidentSnapshot:
         await ensure_may_exist(ctx, number)
         values = body.model_dump() if body is not None else {}
         values = {renamed.get(k, k): v for k, v in values.items()}
         data = input_type.model_validate({**values, "actor": Person(name=principal.user)})
-        return await ctx.temporal_call(ctx.client().act(number, action, data))
+        action_id = idempotency.update_id(request.headers, principal.token)
+        return await ctx.temporal_call(ctx.client().act(number, action, data, action_id=action_id))
 
     if required:
 
@@ -345,8 +354,9 @@ def _add_action_route(segment: str, action: Action) -> None:
             body: Annotated[model, Body()],  # type: ignore[valid-type]
             principal: Respond,
             ctx: Ctx,
+            request: Request,
         ) -> IncidentSnapshot:
-            return await run(ctx, number, principal, body)
+            return await run(ctx, number, principal, body, request)
 
     else:
 
@@ -354,9 +364,10 @@ def _add_action_route(segment: str, action: Action) -> None:
             number: NumberPath,
             principal: Respond,
             ctx: Ctx,
+            request: Request,
             body: Annotated[model | None, Body()] = None,  # type: ignore[valid-type]
         ) -> IncidentSnapshot:
-            return await run(ctx, number, principal, body)
+            return await run(ctx, number, principal, body, request)
 
     handler.__name__ = f"{action.value}_incident"
     router.add_api_route(
