@@ -134,6 +134,8 @@ async def test_every_endpoint_by_every_scope(
         similar = "/api/v1/incidents/{number}/similar"
         matrix.append(("GET", similar, similar.format(number=number), None, Scope.READ))
         matrix.append(("GET", "/api/v1/search", "/api/v1/search?q=matrix", None, Scope.READ))
+        for report in ("/api/v1/reports/trends", "/api/v1/reports/recurring"):
+            matrix.append(("GET", report, report, None, Scope.READ))
 
         # the matrix covers every bearer-authenticated operation the app has
         documented = {

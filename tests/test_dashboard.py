@@ -413,7 +413,7 @@ async def test_reports_show_charts_and_tables(live: Live) -> None:
     await live.ticket(number, "resolved")
     async with signed_in(live, "read") as client:
         page = (await client.get("/dashboard/reports", params={"service": live.service})).text
-    assert page.count('<svg class="chart"') == 5
+    assert page.count('<svg class="chart"') == 6  # trends too
     for chart in ("MTTA per severity per week", "MTTR per severity per week", "SLA compliance"):
         assert chart in page
     assert '<rect class="bar"' in page

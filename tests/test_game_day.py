@@ -145,6 +145,12 @@ async def test_a_drill_from_every_way_in_is_marked_and_left_out_of_reports(live:
         assert 'id="drill-banner"' in page.text
         real_page = await client.get(f"/dashboard/incidents/{real['number']}")
         assert 'id="drill-banner"' not in real_page.text
+        reports = await client.get("/dashboard/reports", params={"service": live.service})
+        trends = reports.text[reports.text.index('id="chart-trends"') :]
+        assert trends.index("<svg") < trends.index("</section>")
+        wow = reports.text[reports.text.index('id="table-week-over-week"') :]
+        assert f"<td>{live.service}</td>" in wow[: wow.index("</table>")]  # the real ones
+        assert 'id="table-recurring"' in reports.text
         board = await client.get("/dashboard/", params={"service": live.service})
         row = board.text[board.text.index(f'data-number="{drill["number"]}"') :]
         assert '<span class="badge drill">DRILL</span>' in row[: row.index("</tr>")]

@@ -19,6 +19,8 @@ SEVERITY_COLOURS: dict[Severity, str] = {
     Severity.SEV3: "#f9a825",
     Severity.SEV4: "#1565c0",
 }
+#: colours of series that are not severities (services, in the trends chart), in order
+PALETTE = ("#00796b", "#5e35b1", "#c2185b", "#3949ab", "#6d4c41", "#546e7a")
 
 WIDTH = 640
 HEIGHT = 260

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from schemas.enums import Clock, Severity
-from starter import tickets_read, time_text
+from starter import tickets_read, time_text, trends_read
 from starter.api.context import ApiContext
 from starter.dashboard import charts, queries
 from starter.dashboard.pages import ctx_of, dashboard_of, guarded, page_user, render
@@ -27,6 +27,8 @@ async def report_values(ctx: ApiContext, weeks: int, service: str | None) -> dic
     since = datetime.now(UTC) - timedelta(weeks=weeks)
     weekly = await queries.weekly_times(pool, since=since, service=service)
     summary = await tickets_read.summary(pool, since=since, service=service)
+    trend = await trends_read.trends(pool, since=since, service=service)
+    recurring = await trends_read.recurring(pool, service=service)
     week_keys = sorted({w.week for w in weekly})
     labels = [week_label(w) for w in week_keys]
     by_key = {(w.week, w.severity): w for w in weekly}
@@ -66,6 +68,15 @@ async def report_values(ctx: ApiContext, weeks: int, service: str | None) -> dic
                 "compliance": (met / (met + breached)) if met + breached else None,
             }
         )
+    counts = {(w.week, w.key): float(w.count) for w in trend.by_service}
+    trend_series = [
+        charts.Series(
+            noisy.service,
+            charts.PALETTE[i % len(charts.PALETTE)],
+            [counts.get((w, noisy.service)) for w in trend.weeks],
+        )
+        for i, noisy in enumerate(trend.noisiest)
+    ]
     categories = sorted(summary.by_category.items(), key=lambda kv: (-kv[1], kv[0]))
     services = sorted(summary.by_service.items(), key=lambda kv: (-kv[1], kv[0]))
     return {
@@ -76,6 +87,13 @@ async def report_values(ctx: ApiContext, weeks: int, service: str | None) -> dic
         "sla_overall": overall,
         "categories": categories,
         "services_counts": services,
+        "trend": trend,
+        "recurring": recurring,
+        "chart_trends": charts.grouped_bars(
+            "Incidents per week, noisiest services",
+            [week_label(w) for w in trend.weeks],
+            trend_series,
+        ),
         "chart_mtta": charts.grouped_bars(
             "MTTA per severity per week", labels, weekly_series("mtta_seconds"), fmt=axis_time
         ),
