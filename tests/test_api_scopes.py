@@ -134,7 +134,13 @@ async def test_every_endpoint_by_every_scope(
         similar = "/api/v1/incidents/{number}/similar"
         matrix.append(("GET", similar, similar.format(number=number), None, Scope.READ))
         matrix.append(("GET", "/api/v1/search", "/api/v1/search?q=matrix", None, Scope.READ))
-        for report in ("/api/v1/reports/trends", "/api/v1/reports/recurring"):
+        for report in (
+            "/api/v1/reports/trends",
+            "/api/v1/reports/recurring",
+            "/api/v1/exports/incidents.csv",
+            "/api/v1/exports/incidents.jsonl",
+            "/api/v1/exports/events.csv",
+        ):
             matrix.append(("GET", report, report, None, Scope.READ))
 
         # the matrix covers every bearer-authenticated operation the app has

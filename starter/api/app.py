@@ -26,6 +26,7 @@ from schemas.settings import Settings
 from starter.api import (
     action_items,
     admin,
+    exports,
     heartbeats,
     idempotency,
     incidents,
@@ -125,6 +126,7 @@ def create_app(
     reviews.document_policy_users(app, holder.current)
     app.include_router(heartbeats.router)
     app.include_router(knowledge.router)
+    app.include_router(exports.router)
     slack_inbound = integrations_slack.install(app)
     install_error_handlers(app)
     # innermost first: the idempotency check sees the body the limits let through

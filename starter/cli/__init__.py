@@ -3,6 +3,7 @@
 - :mod:`starter.cli.ops`: ``api``, ``policy check``, ``version``;
 - :mod:`starter.cli.incidents`: the responder commands (trigger, ack, show, list, ...);
 - :mod:`starter.cli.reviews`: ``review …`` and ``action-items …``;
+- :mod:`starter.cli.exports`: ``export`` (audit exports, streamed);
 - :mod:`starter.cli.drills`: ``drill run SCENARIO.yaml`` (a scripted game day);
 - :mod:`starter.cli.verify`: workflow state against ticket rows;
 - :mod:`starter.cli.common`: exit codes (:class:`ExitCode`), :class:`CliError`, the consoles.
@@ -19,7 +20,7 @@ from collections.abc import Callable
 
 import typer
 
-from starter.cli import drills, incidents, ops, reviews, verify
+from starter.cli import drills, exports, incidents, ops, reviews, verify
 from starter.cli.common import CliError, ExitCode, console, err_console
 
 __all__ = ["CliError", "ExitCode", "app", "build_app", "console", "err_console"]
@@ -40,6 +41,7 @@ def build_app(first: Callable[[typer.Typer], None] | None = None) -> typer.Typer
     incidents.register(app)
     reviews.register(app, incidents.PANEL)
     drills.register(app, incidents.PANEL)
+    exports.register(app, incidents.PANEL)
     verify.register(app)
     return app
 

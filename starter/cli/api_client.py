@@ -9,6 +9,8 @@ limited after retries).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -146,6 +148,23 @@ class ApiClient:
             if response.is_success:
                 return response
             raise error_for(response, number=number)
+
+    @contextmanager
+    def stream(self, path: str, params: Any = None) -> Iterator[httpx.Response]:
+        """A GET whose body is read as it arrives (exports); raises :class:`CliError`."""
+        try:
+            with self._http.stream("GET", API + path, params=params) as response:
+                if not response.is_success:
+                    response.read()
+                    raise error_for(response)
+                yield response
+        except httpx.TransportError as exc:
+            raise CliError(
+                f"cannot reach the API at {self.url} ({type(exc).__name__})",
+                exit_code=UNREACHABLE,
+                hint="is `incidentflow api` or `incidentflow dev` running? "
+                "set --url or INCIDENTFLOW_URL",
+            ) from exc
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs).json()
