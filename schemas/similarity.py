@@ -127,8 +127,8 @@ class SimilarProbe(BaseModel):
         }
 
 
-class SimilarIncident(BaseModel):
-    """One past incident like the probe, with why it ranked."""
+class PastIncident(BaseModel):
+    """What a similar incident or a search hit says of an incident."""
 
     number: str
     title: str
@@ -139,6 +139,11 @@ class SimilarIncident(BaseModel):
     resolved_at: datetime | None = None
     #: the resolution text its responder gave, if any
     resolution: str | None = None
+
+
+class SimilarIncident(PastIncident):
+    """One past incident like the probe, with why it ranked."""
+
     time_to_resolve_seconds: float | None = None
     score: float = Field(description="higher ranks first; comparable within one answer only")
     same_service: bool

@@ -7,18 +7,16 @@ is ``schemas.similarity``, shared with the triggered notification's "Seen before
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
-from schemas.enums import Severity, Status
 from schemas.incident_links import LINKS_SQL, LinkedIncident
 from schemas.similarity import (
     DEFAULT_LIMIT,
     SIMILAR_SQL,
+    PastIncident,
     SimilarIncident,
     SimilarProbe,
     similar_from_row,
@@ -45,15 +43,7 @@ def match_params(q: str) -> dict[str, str]:
     return {"q": q, "q_like": f"%{escape_like(q)}%"}
 
 
-class SearchHit(BaseModel):
-    number: str
-    title: str
-    service: str
-    status: Status
-    severity: Severity
-    created_at: datetime
-    resolved_at: datetime | None = None
-    resolution: str | None = None
+class SearchHit(PastIncident):
     #: the parts that match the whole query on their own: title, description, notes
     #: (notes, status updates, resolutions), postmortem
     matched_in: list[str]
