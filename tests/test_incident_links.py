@@ -183,6 +183,16 @@ async def test_cli_links_and_an_ended_incident_keeps_its_side(live: Live) -> Non
     assert code == 0, err
     assert json.loads(out)["incident_links"] == []
 
+    # resolving a parent from the CLI names its open child and how to resolve it
+    parent = (await live.trigger("Search cluster red"))["number"]
+    child = (await live.trigger("Search latency, again"))["number"]
+    code, _, err = await cli("link", child, "child_of", parent, *base)
+    assert code == 0, err
+    code, out, err = await cli("resolve", parent, *base)
+    assert code == 0, err
+    assert f"{child} (triggered) is a child of {parent}" in out
+    assert (await snapshot(live, child))["status"] == "triggered"  # offered, not done
+
     async def unlinked() -> bool:
         return await link_rows(live, open_one, ended) == set()
 

@@ -23,6 +23,7 @@ from starter import time_text
 from starter.cli.common import CliError
 
 if TYPE_CHECKING:
+    from schemas.incident import IncidentSnapshot
     from starter.cli.api_client import ApiClient
     from starter.cli.output import Output
 
@@ -137,7 +138,27 @@ def _act(
         if as_json:
             out.json(data)
             return
-        snapshot_summary(out, IncidentSnapshot.model_validate(data), verb)
+        snapshot = IncidentSnapshot.model_validate(data)
+        snapshot_summary(out, snapshot, verb)
+        if action == Action.RESOLVE:
+            _offer_children(api, out, snapshot)
+
+
+def _offer_children(api: ApiClient, out: Output, parent: IncidentSnapshot) -> None:
+    """After resolving a parent, name its children still open and how to resolve each: an
+    offer, never done by itself."""
+    from schemas.enums import LinkKind
+    from schemas.lifecycle import OPEN_STATUSES
+
+    for link in parent.incident_links:
+        if link.kind != LinkKind.PARENT_OF:
+            continue
+        child = api.get(f"/incidents/{link.number}")
+        if child.get("status") in {s.value for s in OPEN_STATUSES}:
+            out.line(
+                f"{link.number} ({child['status']}) is a child of {parent.number}:",
+                f"`incidentflow resolve {link.number}` resolves it too",
+            )
 
 
 # ---------------------------------------------------------------------------- commands
