@@ -134,6 +134,27 @@ async def test_links_keep_their_inverse_and_a_parent_offers_to_resolve_children(
         assert (await snapshot(live, child))["status"] == Status.RESOLVED.value
         again = await client.get(f"/dashboard/incidents/{parent}")
         assert 'id="children-offer"' not in again.text
+        # the Link form of the incident page: the other incident learns the inverse too
+        form_page = (await client.get(f"/dashboard/incidents/{effect}")).text
+        assert 'id="form-link"' in form_page and 'id="form-unlink"' not in form_page
+        csrf_field = re.search(r'name="csrf" value="([^"]*)"', form_page)
+        assert csrf_field is not None
+        linked_here = await client.post(
+            f"/dashboard/incidents/{effect}/act",
+            data={
+                "csrf": unescape(csrf_field.group(1)),
+                "action": "link",
+                "kind": "related",
+                "other": child,
+                "inverse": "true",  # not a field of the form: ignored
+            },
+        )
+        assert linked_here.status_code == 303, linked_here.text
+        assert (await snapshot(live, child))["incident_links"][-1] == {
+            "kind": "related",
+            "number": effect,
+        }
+        want |= {(effect, "related", child), (child, "related", effect)}
 
     # unlink: both sides go, from both workflows and from PostgreSQL
     gone = await live.http.request(
@@ -143,7 +164,7 @@ async def test_links_keep_their_inverse_and_a_parent_offers_to_resolve_children(
         headers=respond,
     )
     assert gone.status_code == 200, gone.text
-    assert gone.json()["incident_links"] == []
+    assert gone.json()["incident_links"] == [{"kind": "related", "number": child}]
     assert (await snapshot(live, parent))["incident_links"] == [
         {"kind": "parent_of", "number": child}
     ]

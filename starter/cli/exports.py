@@ -14,7 +14,7 @@ from starter.cli.incidents import (
     TokenOption,
     UrlOption,
     _session,
-    _since,
+    report_params,
 )
 
 #: what to export -> (format -> the API's path)
@@ -55,17 +55,9 @@ def export(
     path = PATHS[what].get(format)
     if path is None:
         raise typer.BadParameter(f"{what} export only as csv", param_hint="--format")
-    params = {
-        k: v
-        for k, v in {
-            "since": _since(since),
-            "until": _since(until, "--until"),
-            "service": service,
-            "severity": severity.upper() if severity else None,
-            "include_drills": "true" if include_drills else None,
-        }.items()
-        if v
-    }
+    params = report_params(since, until, service, include_drills)
+    if severity:
+        params["severity"] = severity.upper()
     with _session(url, token, False) as (api, out):
         with api.stream(path, params=params) as response:
             total = int(response.headers.get("x-export-rows") or 0)

@@ -595,6 +595,20 @@ def _age(created: datetime, now: datetime) -> str:
     return time_text.age(created, now)
 
 
+def report_params(
+    since: str | None, until: str | None, service: str | None, include_drills: bool
+) -> dict[str, str]:
+    """The query of a report or an export: the set filters only (``--since 7d`` as an
+    instant)."""
+    values = {
+        "since": _since(since),
+        "until": _since(until, "--until"),
+        "service": service,
+        "include_drills": "true" if include_drills else None,
+    }
+    return {k: v for k, v in values.items() if v}
+
+
 def report(
     since: Annotated[
         str | None, typer.Option(help="Incidents created after: 7d, 4w, or a date.")
@@ -610,16 +624,7 @@ def report(
 ) -> None:
     """MTTA, MTTR and SLA compliance, and counts by severity, category and service."""
 
-    params = {
-        k: v
-        for k, v in {
-            "since": _since(since),
-            "until": _since(until, "--until"),
-            "service": service,
-            "include_drills": "true" if include_drills else None,
-        }.items()
-        if v
-    }
+    params = report_params(since, until, service, include_drills)
     with _session(url, token, as_json) as (api, out):
         data = api.get("/reports/summary", params=params)
         if as_json:
