@@ -60,6 +60,11 @@ BY_KEY = {
     ("POST", "/api/v1/integrations/alertmanager/{integration_key}"),
     ("POST", "/v2/enqueue"),
 }
+#: authenticated by Slack's request signature, never by a bearer token
+SLACK_SIGNED = {
+    ("POST", "/api/v1/integrations/slack/interactions"),
+    ("POST", "/api/v1/integrations/slack/commands"),
+}
 
 
 async def test_every_endpoint_by_every_scope(
@@ -149,7 +154,7 @@ async def test_every_endpoint_by_every_scope(
             for path, ops in api.app.openapi()["paths"].items()
             for method in ops
         }
-        assert documented == {(m, t) for m, t, *_ in matrix} | PUBLIC | BY_KEY
+        assert documented == {(m, t) for m, t, *_ in matrix} | PUBLIC | BY_KEY | SLACK_SIGNED
 
         async def state() -> dict[str, Any]:
             """All a matrix request could change: the incident every action targets and the
@@ -211,3 +216,15 @@ async def test_every_endpoint_by_every_scope(
                 "/v2/enqueue", json={**pd_event, "routing_key": "wrong"}, headers=headers
             )
             assert pd_wrong.status_code == 400
+
+        # Slack: the signature authenticates; a bearer token of any scope is no substitute
+        for _, path in sorted(SLACK_SIGNED):
+            for headers in [{}] + [api.auth(s.value) for s in SCOPES]:
+                before = await state()
+                unsigned = await api.http.post(
+                    path,
+                    content=b"command=%2Fincident&text=list",
+                    headers={**headers, "content-type": "application/x-www-form-urlencoded"},
+                )
+                assert unsigned.status_code == 401, (path, headers)
+                assert await state() == before, path
