@@ -112,9 +112,10 @@ class IncidentClient:
             raise UnknownService(f"unknown service {name!r}; known services: {known}")
         return service
 
-    def _identified(self, alert: Alert) -> tuple[Alert, IncidentStart, str]:
+    def _identified(self, alert: Alert) -> tuple[Alert, IncidentStart, dict[str, Any]]:
         """``alert`` with its id (kept when the caller gave one: a resend is recognised) and
-        dedup key, the start input of a new incident for it, and its workflow ID."""
+        dedup key, the start input of a new incident for it, and how to start its workflow
+        (one per key: ``USE_EXISTING``)."""
         service = self._service(alert.service)
         alert = alert.model_copy(
             update={
@@ -124,7 +125,13 @@ class IncidentClient:
         )
         assert alert.dedup_key is not None
         start = IncidentStart(alert=alert, policy=self.incident_policy(service))
-        return alert, start, incident_workflow_id(service.name, alert.dedup_key)
+        options: dict[str, Any] = {
+            "id": incident_workflow_id(service.name, alert.dedup_key),
+            "task_queue": self.task_queue,
+            "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
+            "search_attributes": sa.at_start(alert),
+        }
+        return alert, start, options
 
     async def enqueue(self, alert: Alert) -> str:
         """The fast path: hand ``alert`` to its incident by signal-with-start and return its
@@ -134,15 +141,12 @@ class IncidentClient:
         that is closing or continuing as new queues it and carries it to its next run
         (``IncidentWorkflow.alert_received``), so it is never refused, lost or counted twice.
         """
-        alert, start, workflow_id = self._identified(alert)
+        alert, start, options = self._identified(alert)
         try:
             await self.client.start_workflow(
                 IncidentWorkflow.run,
                 start,
-                id=workflow_id,
-                task_queue=self.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                search_attributes=sa.at_start(alert),
+                **options,
                 start_signal=IncidentWorkflow.alert_received.__name__,
                 start_signal_args=[AlertSignal(alert=alert, policy=start.policy)],
             )
@@ -153,18 +157,12 @@ class IncidentClient:
 
     async def trigger(self, alert: Alert) -> IncidentRef:
         """Open an incident for ``alert``, or count it against the open one with its key."""
-        alert, start, workflow_id = self._identified(alert)
+        alert, start, options = self._identified(alert)
+        workflow_id = options["id"]
         # A run that is closing rejects new alerts; retry until its successor can start
         # (a run drains its notifications for at most a minute before it ends).
         for attempt in range(400):
-            operation = WithStartWorkflowOperation(
-                IncidentWorkflow.run,
-                start,
-                id=workflow_id,
-                task_queue=self.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                search_attributes=sa.at_start(alert),
-            )
+            operation = WithStartWorkflowOperation(IncidentWorkflow.run, start, **options)
             try:
                 ref: IncidentRef = await self.client.execute_update_with_start_workflow(
                     IncidentWorkflow.ingest_alert, alert, start_workflow_operation=operation

@@ -97,6 +97,21 @@ def storable(value: Any) -> tuple[Any, bool]:
     return value, False
 
 
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands the app ``body`` (read already) in one message, then defers to
+    ``receive`` (a disconnect)."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 def raw_body(scope: Scope) -> bytes | None:
     """The body exactly as sent, when the middleware replaced characters in it."""
     raw = scope.get(_RAW_BODY_KEY)
@@ -192,16 +207,7 @@ class BodyLimitMiddleware:
                     (k, str(len(body)).encode() if k.lower() == b"content-length" else v)
                     for k, v in scope["headers"]
                 ]
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._reject(
