@@ -7,9 +7,15 @@ tuning.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from temporalio import workflow
+from temporalio import activity, workflow
+
+
+@activity.defn(name="bench_noop")
+async def bench_noop(value: int) -> int:
+    """An activity that does nothing: the baselines' stand-in for a ticket write or a page."""
+    return value
 
 
 @workflow.defn
@@ -42,14 +48,43 @@ class BenchUpdateWorkflow:
 
 @workflow.defn
 class BenchTimerWorkflow:
-    """One durable timer to an absolute instant, then completes: the escalation baseline."""
+    """One durable timer to an absolute instant, then ``activities`` no-op activities one
+    after another (two: an escalation's page and ticket write), then completes: the
+    escalation baselines."""
 
     @workflow.run
-    async def run(self, until: datetime) -> datetime:
+    async def run(self, until: datetime, activities: int = 0) -> datetime:
         wait = (until - workflow.now()).total_seconds()
         if wait > 0:
             await workflow.sleep(wait)
+        for i in range(activities):
+            await workflow.execute_activity(
+                bench_noop, i, start_to_close_timeout=timedelta(seconds=30)
+            )
         return workflow.now()
 
 
-RAW_WORKFLOWS = [BenchNoopWorkflow, BenchUpdateWorkflow, BenchTimerWorkflow]
+@workflow.defn
+class BenchSignalWorkflow:
+    """Started by signal-with-start (``USE_EXISTING``), as the integrations' fast path is;
+    with ``activities`` it then runs that many no-op activities one after another (two: the
+    floor of an incident's number + ticket write and its page), else completes at once."""
+
+    def __init__(self) -> None:
+        self.signalled = False
+
+    @workflow.run
+    async def run(self, activities: int) -> None:
+        await workflow.wait_condition(lambda: self.signalled)
+        for i in range(activities):
+            await workflow.execute_activity(
+                bench_noop, i, start_to_close_timeout=timedelta(seconds=30)
+            )
+
+    @workflow.signal
+    def hit(self, value: int) -> None:
+        self.signalled = True
+
+
+RAW_WORKFLOWS = [BenchNoopWorkflow, BenchUpdateWorkflow, BenchTimerWorkflow, BenchSignalWorkflow]
+RAW_ACTIVITIES = [bench_noop]
