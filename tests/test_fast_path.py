@@ -20,7 +20,7 @@ from schemas.incident import Alert
 from schemas.policy_file import load_policy
 from tests.conftest import wait_for
 from tests.support_api import alertmanager_alert, alertmanager_payload, api_stack
-from tests.support_drills import drill_policy_yaml, fetch_all
+from tests.support_drills import assert_verified, drill_policy_yaml, fetch_all
 from tests.support_incidents import Stack, record_history, running_stack
 from tests.support_receivers import HttpReceiver
 
@@ -102,6 +102,7 @@ async def test_alerts_to_a_closing_run_open_the_next_incident(
         assert (await st.client.get(first)).status == "closed"
         second = await st.client.get(rows[1][0])
         assert (second.status, second.title, second.alert_count) == ("triggered", alert.title, 3)
+        await assert_verified(temporal_client, database_url, task_queue)  # rows == workflows
         await record_history(st, first, "fast_path_closing_run_carries_alerts")
         # the next incident's number came with its first ticket write (open-in-one-write)
         await record_history(st, rows[1][0], "open_in_one_write")
@@ -140,6 +141,7 @@ async def test_flood_across_close_and_continue_as_new_counts_every_alert_once(
         rows = await counted(database_url, key, FLOOD + 1)
         assert rows[0][0] == first and len(rows) == 2, rows
         assert await continued_as_the_next_incident(temporal_client, first)
+        await assert_verified(temporal_client, database_url, task_queue)
         print(f"\nflood: {len(sends)} signals in {took:.1f}s ({len(sends) / took:.0f}/s): {rows}")
 
 

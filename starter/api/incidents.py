@@ -168,7 +168,10 @@ async def ensure_may_exist(ctx: ApiContext, number: str) -> None:
 
 
 async def _run_is_live(ctx: ApiContext, row: tickets_read.Ticket) -> bool:
-    """Whether the ticket's run is still open; when Temporal cannot tell, the ticket serves."""
+    """Whether the ticket's run is still open; when Temporal cannot tell, the ticket serves.
+    A closed ticket is final (its run may have continued as the key's next incident)."""
+    if row.snapshot.status == Status.CLOSED:
+        return False
     client = ctx.client().client
     handle = client.get_workflow_handle(row.workflow_id, run_id=row.run_id or None)
     try:
