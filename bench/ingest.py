@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from temporalio.client import WithStartWorkflowOperation
+from temporalio.client import WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 
 from bench.harness import Stack, load1, percentile, wait_until
@@ -66,6 +67,18 @@ async def concurrently(
     return Timed(count, time.perf_counter() - started, latencies, errors)
 
 
+async def completed(handles: Sequence[WorkflowHandle[Any, Any]], clients: int) -> None:
+    """Wait for the baseline's workflows to finish, ``clients`` at a time (so their tasks do
+    not leak into the next measurement)."""
+    sem = asyncio.Semaphore(clients)
+
+    async def result(handle: WorkflowHandle[Any, Any]) -> None:
+        async with sem:
+            await handle.result()
+
+    await asyncio.gather(*(result(h) for h in handles))
+
+
 async def baseline_starts(stack: Stack, count: int, clients: int = 64) -> Timed:
     """Bare ``start_workflow`` of a no-op workflow; waits for them to complete afterwards
     (so their tasks do not leak into the next measurement)."""
@@ -81,13 +94,7 @@ async def baseline_starts(stack: Stack, count: int, clients: int = 64) -> Timed:
         return True
 
     timed = await concurrently(count, clients, start)
-    sem = asyncio.Semaphore(clients)
-
-    async def result(handle: object) -> None:
-        async with sem:
-            await handle.result()  # type: ignore[attr-defined]
-
-    await asyncio.gather(*(result(h) for h in handles))
+    await completed(handles, clients)
     return timed
 
 
@@ -137,13 +144,7 @@ async def baseline_signal_with_start(
         return True
 
     timed = await concurrently(count, clients, call)
-    sem = asyncio.Semaphore(clients)
-
-    async def result(handle: object) -> None:
-        async with sem:
-            await handle.result()  # type: ignore[attr-defined]
-
-    await asyncio.gather(*(result(h) for h in handles))
+    await completed(handles, clients)
     return timed, time.perf_counter() - started
 
 
