@@ -199,6 +199,6 @@ def test_dashboard_offers_no_action_once_handed_over() -> None:
         escalation=EscalationState(policy=policy.escalation_policies[0]),
     )
     resolved = {f.action for f in forms_for(snapshot, policy)}
-    assert resolved == {Action.CLOSE, Action.REOPEN, Action.ASSIGN, Action.ADD_NOTE}
+    assert resolved == {Action.CLOSE, Action.REOPEN, Action.ASSIGN, Action.ADD_NOTE, Action.LINK}
     handed = snapshot.model_copy(update={"review_workflow_id": "review:INC-7"})
     assert forms_for(handed, policy) == []

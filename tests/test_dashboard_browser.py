@@ -148,7 +148,11 @@ async def test_dashboard_in_chromium(
 
         # -- reports: charts render ----------------------------------------------------------
         await page.goto(f"{live.url}/dashboard/reports?service={live.service}")
-        assert await page.evaluate("document.querySelectorAll('svg.chart').length") == 5
+        # MTTA, MTTR, SLA, categories, services and the weekly trends
+        assert await page.evaluate("document.querySelectorAll('svg.chart').length") == 6
+        assert (
+            await page.evaluate("document.querySelectorAll('#chart-trends svg.chart').length") == 1
+        )
         assert await page.evaluate("document.querySelectorAll('svg.chart rect.bar').length") > 0
         width = await page.evaluate(
             "document.querySelector('#chart-services svg').getBoundingClientRect().width"

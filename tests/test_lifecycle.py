@@ -46,6 +46,9 @@ LEGAL: dict[tuple[Action, Status], Status] = {
     # whether the incident is paused decides further (IncidentRules.check)
     **{(Action.PAUSE, s): s for s in OPEN},
     **{(Action.RESUME, s): s for s in OPEN},
+    # a link can still be drawn (or removed) while a resolved incident awaits its close
+    **{(Action.LINK, s): s for s in (*OPEN, R)},
+    **{(Action.UNLINK, s): s for s in (*OPEN, R)},
 }
 
 ALL_PAIRS = list(itertools.product(Action, Status))
@@ -81,7 +84,8 @@ def test_nothing_is_legal_once_closed() -> None:
 
 def test_rejection_message_names_incident_status_and_allowed_actions() -> None:
     assert rejection_message("INC-7", Action.ACKNOWLEDGE, R) == (
-        "INC-7 is resolved: cannot acknowledge; allowed actions: close, reopen, assign, add_note"
+        "INC-7 is resolved: cannot acknowledge; allowed actions: close, reopen, assign, add_note, "
+        "link, unlink"
     )
     message = rejection_message("INC-12", Action.INVESTIGATE, M)
     assert message.startswith("INC-12 is mitigated: cannot investigate; allowed actions: ")
