@@ -8,6 +8,7 @@ USE_EXISTING) and how an incident number finds its workflow live in one place.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import uuid
 from datetime import datetime
@@ -67,6 +68,8 @@ from starter.errors import (
 from workflows.incident import IncidentWorkflow
 
 #: seconds to wait for a just-started incident's number (its first activity)
+log = logging.getLogger("incidentflow.client")
+
 NUMBER_WAIT = 10.0
 
 
@@ -255,6 +258,12 @@ class IncidentClient:
                 await self._act(data.other, action, inverse, inverse_id)
             except (ActionRejected, InvalidAction, IncidentNotFound):
                 pass  # ended, or already knows: its side lives in the ticket store
+            except ServiceUnavailable:
+                # this incident holds the link already and the ticket store records both
+                # sides; a 503 would invite a retry that this side now refuses as a repeat
+                log.warning(
+                    "%s did not learn its %s link to %s in time", data.other, inverse.kind, number
+                )
             return result
         return await self._act(number, action, data, action_id)
 
