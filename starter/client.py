@@ -71,6 +71,11 @@ from workflows.incident import IncidentWorkflow
 log = logging.getLogger("incidentflow.client")
 
 NUMBER_WAIT = 10.0
+#: seconds a link waits for the other incident to take its inverse: an open incident whose
+#: worker is gone (stopped, or polling another task queue) admits the Update and never
+#: answers, and the link must not wait for it; the server keeps the admitted Update for
+#: the worker's return, and the ticket store records both sides from this incident's event
+INVERSE_WAIT = 1.0
 
 
 class IncidentListing(BaseModel):
@@ -255,10 +260,11 @@ class IncidentClient:
             )
             inverse_id = f"{action_id}:inverse" if action_id else None
             try:
-                await self._act(data.other, action, inverse, inverse_id)
+                async with asyncio.timeout(INVERSE_WAIT):
+                    await self._act(data.other, action, inverse, inverse_id)
             except (ActionRejected, InvalidAction, IncidentNotFound):
                 pass  # ended, or already knows: its side lives in the ticket store
-            except ServiceUnavailable:
+            except (ServiceUnavailable, TimeoutError):
                 # this incident holds the link already and the ticket store records both
                 # sides; a 503 would invite a retry that this side now refuses as a repeat
                 log.warning(

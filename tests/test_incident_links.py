@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -19,10 +20,11 @@ from temporalio.client import Client
 
 from activities.reviews.rendering import PostmortemRenderer
 from schemas.enums import LinkKind, Status
+from schemas.incident import Alert
 from schemas.incident_links import LinkedIncident
 from tests.conftest import wait_for
 from tests.support_cli import INCIDENTFLOW, clean_env
-from tests.support_incidents import record_history
+from tests.support_incidents import make_policy, record_history, running_stack
 from tests.support_surfaces import Live, live_app
 from tests.test_dashboard import signed_in
 from tests.test_review_documents import review as review_state
@@ -239,3 +241,37 @@ def test_the_postmortem_lists_related_incidents() -> None:
     assert f"- {number} parent of INC-8: Checkout | 5xx (closed)\n" in section
     assert f"- {number} caused by INC-3\n" in section
     assert "## Related incidents" not in PostmortemRenderer().render(review, [])
+
+
+async def test_a_link_to_an_incident_whose_worker_is_gone_answers_promptly(
+    live: Live, temporal_client: Client, database_url: str
+) -> None:
+    """An open incident whose worker stopped (here: its task queue has none any more; in the
+    full suite, the fuzz's ``INC-1`` is an earlier test's) admits the inverse Update and
+    never answers it: the link answers anyway, both sides in the ticket store."""
+    policy = make_policy()
+    orphan_queue = f"tq-links-orphan-{uuid.uuid4()}"
+    async with running_stack(
+        temporal_client, database_url, orphan_queue, policy, start_worker=False
+    ) as gone:
+        async with gone.worker():
+            ref = await gone.client.trigger(
+                Alert(service="checkout", title="Orphaned", dedup_key=str(uuid.uuid4()))
+            )
+    here = (await live.trigger("Linked to an incident nobody serves"))["number"]
+
+    started = time.monotonic()
+    made = await live.http.post(
+        f"/api/v1/incidents/{here}/links",
+        json={"kind": "causes", "number": ref.number},
+        headers=live.auth("respond"),
+    )
+    assert made.status_code == 200, made.text
+    assert time.monotonic() - started < 5, "the link waited for the other incident"
+    assert made.json()["incident_links"] == [{"kind": "causes", "number": ref.number}]
+
+    async def both_sides() -> bool:
+        rows = await link_rows(live, here, ref.number)
+        return rows == {(here, "causes", ref.number), (ref.number, "caused_by", here)}
+
+    await wait_for(both_sides, message="both sides in incident_links")
