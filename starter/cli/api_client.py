@@ -135,12 +135,7 @@ class ApiClient:
                     hint="is it overloaded? try again, or check its logs",
                 ) from exc
             except httpx.TransportError as exc:
-                raise CliError(
-                    f"cannot reach the API at {self.url} ({type(exc).__name__})",
-                    exit_code=UNREACHABLE,
-                    hint="is `incidentflow api` or `incidentflow dev` running? "
-                    "set --url or INCIDENTFLOW_URL",
-                ) from exc
+                raise self._unreachable(exc) from exc
             if response.status_code == 429 and time.monotonic() < deadline:
                 wait = float(response.headers.get("retry-after") or 1)
                 time.sleep(min(wait, max(0.0, deadline - time.monotonic())))
@@ -148,6 +143,14 @@ class ApiClient:
             if response.is_success:
                 return response
             raise error_for(response, number=number)
+
+    def _unreachable(self, exc: httpx.TransportError) -> CliError:
+        return CliError(
+            f"cannot reach the API at {self.url} ({type(exc).__name__})",
+            exit_code=UNREACHABLE,
+            hint="is `incidentflow api` or `incidentflow dev` running? "
+            "set --url or INCIDENTFLOW_URL",
+        )
 
     @contextmanager
     def stream(self, path: str, params: Any = None) -> Iterator[httpx.Response]:
@@ -159,12 +162,7 @@ class ApiClient:
                     raise error_for(response)
                 yield response
         except httpx.TransportError as exc:
-            raise CliError(
-                f"cannot reach the API at {self.url} ({type(exc).__name__})",
-                exit_code=UNREACHABLE,
-                hint="is `incidentflow api` or `incidentflow dev` running? "
-                "set --url or INCIDENTFLOW_URL",
-            ) from exc
+            raise self._unreachable(exc) from exc
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs).json()
