@@ -39,14 +39,21 @@ class Migration:
     sql: str
 
 
+#: how long an activity waits for a connection before its attempt fails: Temporal then
+#: retries it with backoff, so an outage shows as attempts and a last failure within
+#: seconds instead of one attempt silently holding its slot until start-to-close
+CONNECT_WAIT = 5.0
+
+
 async def create_pool(
-    url: str, *, min_size: int = 1, max_size: int = 10
+    url: str, *, min_size: int = 1, max_size: int = 10, connect_wait: float = CONNECT_WAIT
 ) -> AsyncConnectionPool[psycopg.AsyncConnection]:
     """An opened pool whose ``min_size`` connections are ready (fails fast if PG is down)."""
     pool: AsyncConnectionPool[psycopg.AsyncConnection] = AsyncConnectionPool(
         url,
         min_size=min_size,
         max_size=max_size,
+        timeout=connect_wait,
         open=False,
         kwargs={"autocommit": False},
         name="incidentflow",
