@@ -8,11 +8,17 @@ visibility (a few ms more on its first action per incident).
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
+from typing import Any
+
+from temporalio.client import WorkflowHandle
 
 from bench.harness import Stack, load1, percentile
-from bench.ingest import Timed, concurrently
+from bench.ingest import Timed, completed, concurrently
 from bench.policy import INGEST_SERVICE, RESPONDER_TOKEN
+from bench.raw_workflows import BenchAckWorkflow
 from bench.report import Figure, ScenarioResult
 
 RESPONDERS = 16
@@ -52,8 +58,38 @@ async def acknowledge(
         return await concurrently(len(numbers), responders, ack, rate=rate)
 
 
+async def baseline_updates(stack: Stack, count: int, responders: int = RESPONDERS) -> Timed:
+    """``count`` bare Updates from ``responders`` back to back, each to its own running
+    :class:`BenchAckWorkflow` (started beforehand, not timed) straight through the Temporal
+    client: the floor under an acknowledge on this server, with no HTTP, no API and no
+    incident logic. Waits for the workflows to finish so their tasks do not leak onward."""
+    prefix = f"ack-{uuid.uuid4().hex[:8]}"
+    gate = asyncio.Semaphore(responders)
+
+    async def start(i: int) -> WorkflowHandle[Any, Any]:
+        async with gate:
+            return await stack.client.start_workflow(
+                BenchAckWorkflow.run, id=f"{prefix}-{i}", task_queue=stack.raw_task_queue
+            )
+
+    handles = await asyncio.gather(*(start(i) for i in range(count)))
+
+    async def ack(i: int) -> bool:
+        return bool(await handles[i].execute_update(BenchAckWorkflow.ack, i) == i)
+
+    timed = await concurrently(count, responders, ack)
+    await completed(handles, responders)
+    return timed
+
+
 def latency_figures(
-    result: ScenarioResult, timed: Timed, label: str, load: float, *, goals: bool = True
+    result: ScenarioResult,
+    timed: Timed,
+    label: str,
+    load: float,
+    *,
+    goals: bool = True,
+    baseline: Timed | None = None,
 ) -> None:
     for q, goal, limit in ((50, "< 50 ms", 50.0), (99, "< 250 ms", 250.0)):
         value = percentile(timed.latencies, q) * 1000
@@ -62,6 +98,14 @@ def latency_figures(
                 name=f"{label}acknowledge p{q}",
                 value=value,
                 unit="ms",
+                baseline=percentile(baseline.latencies, q) * 1000 if baseline else None,
+                baseline_name=(
+                    f"bare Update (answered at once, then one no-op activity) to a running "
+                    f"workflow, {baseline.count:,} from {RESPONDERS} callers back to back "
+                    "through the Temporal client: no HTTP, API or incident logic"
+                    if baseline
+                    else ""
+                ),
                 goal=goal if goals else "",
                 ok=bool(value < limit) if goals else None,
                 load=load,
@@ -102,12 +146,20 @@ async def run(
     for label, (numbers, responders, rate) in batches.items():
         if not numbers:
             continue
+        saturating = rate is None and responders > 1
+        base = await baseline_updates(stack, len(numbers), responders) if saturating else None
         load = load1()
         timed = await acknowledge(stack, numbers, responders, rate)
-        latency_figures(result, timed, f"{label}: ", load)
-        if rate is None and responders > 1:
+        latency_figures(result, timed, f"{label}: ", load, baseline=base)
+        if saturating:
             result.add(
-                Figure(name=f"{label}: acknowledges/s", value=timed.rate, unit="/s", load=load)
+                Figure(
+                    name=f"{label}: acknowledges/s",
+                    value=timed.rate,
+                    unit="/s",
+                    baseline=base.rate if base else None,
+                    load=load,
+                )
             )
     result.notes.append(
         f"{min(acks, len(pending)):,} incidents acknowledged once each, out of "

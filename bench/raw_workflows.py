@@ -86,5 +86,31 @@ class BenchSignalWorkflow:
         self.signalled = True
 
 
-RAW_WORKFLOWS = [BenchNoopWorkflow, BenchUpdateWorkflow, BenchTimerWorkflow, BenchSignalWorkflow]
+@workflow.defn
+class BenchAckWorkflow:
+    """Open until acknowledged: the ``ack`` Update answers at once, then the run writes its
+    "ticket" (one no-op activity) and completes. The acknowledge latency's baseline: what an
+    Update to a running workflow costs on this server before any incident logic or HTTP."""
+
+    def __init__(self) -> None:
+        self.acked = False
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: self.acked)
+        await workflow.execute_activity(bench_noop, 0, start_to_close_timeout=timedelta(seconds=30))
+
+    @workflow.update
+    async def ack(self, value: int) -> int:
+        self.acked = True
+        return value
+
+
+RAW_WORKFLOWS = [
+    BenchNoopWorkflow,
+    BenchUpdateWorkflow,
+    BenchTimerWorkflow,
+    BenchSignalWorkflow,
+    BenchAckWorkflow,
+]
 RAW_ACTIVITIES = [bench_noop]

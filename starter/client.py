@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -91,18 +92,29 @@ class IncidentListing(BaseModel):
     started_at: datetime | None = None
 
 
+#: finds the workflow id of an incident by its number without asking visibility (the API
+#: reads the ticket store); None when it does not know, and then visibility is asked
+WorkflowLocator = Callable[[str], Awaitable[str | None]]
+
+
 def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class IncidentClient:
     def __init__(
-        self, client: Client, policy: Policy | PolicyHolder, *, task_queue: str = TASK_QUEUE
+        self,
+        client: Client,
+        policy: Policy | PolicyHolder,
+        *,
+        task_queue: str = TASK_QUEUE,
+        locate: WorkflowLocator | None = None,
     ) -> None:
         self.client = client
         self.policies = PolicyHolder.of(policy)
         self.task_queue = task_queue
         self._workflow_ids: dict[str, str] = {}
+        self._locate = locate
 
     @property
     def policy(self) -> Policy:
@@ -388,10 +400,16 @@ class IncidentClient:
             )
 
     async def _handle(self, number: str) -> WorkflowHandle[Any, Any]:
+        """The incident's workflow, for an Update: remembered, else from ``locate`` (an
+        indexed read, where a visibility list query costs the server a scan per action on
+        an incident this process did not open, as every fast-path incident is), else from
+        visibility. A number whose key has a newer incident is refused by that incident."""
         workflow_id = self._workflow_ids.get(number)
+        if workflow_id is None and self._locate is not None:
+            workflow_id = await self._locate(number)
         if workflow_id is None:
             workflow_id = (await self._find(number)).workflow_id
-            self._workflow_ids[number] = workflow_id
+        self._workflow_ids[number] = workflow_id
         return self.client.get_workflow_handle(workflow_id)
 
     async def _find(self, number: str, *, wait: float = 2.0) -> IncidentListing:

@@ -11,13 +11,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    Interceptor,
+    ListWorkflowsInput,
+    OutboundInterceptor,
+    WorkflowExecutionAsyncIterator,
+    WorkflowExecutionStatus,
+)
 
-from schemas.actions import CancelInput
+from schemas.actions import CancelInput, NoteInput
 from schemas.actors import Person
 from schemas.enums import Action
 from schemas.incident import Alert
 from schemas.policy_file import load_policy
+from starter.client import IncidentClient
 from tests.conftest import wait_for
 from tests.support_api import alertmanager_alert, alertmanager_payload, api_stack
 from tests.support_drills import assert_verified, drill_policy_yaml, fetch_all
@@ -195,3 +203,64 @@ async def test_integrations_and_respond_async_answer_before_the_number(
 
         kinds = await wait_for(resolved, timeout=15, message="the flapping alert resolved")
         assert kinds == ["triggered", "alert_cleared", "resolved"], kinds
+
+
+class _ListingRecorder(Interceptor):
+    """Records the visibility queries a Temporal client makes (the real client, observed)."""
+
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        recorder = self
+
+        class Outbound(OutboundInterceptor):
+            def list_workflows(self, input: ListWorkflowsInput) -> WorkflowExecutionAsyncIterator:
+                recorder.queries.append(input.query or "")
+                return super().list_workflows(input)
+
+        return Outbound(next)
+
+
+async def test_an_action_on_a_fast_path_incident_is_located_in_the_ticket_store(
+    temporal_client: Client, database_url: str, task_queue: str
+) -> None:
+    """The API never learns a fast-path incident's number, so its first action used to ask
+    visibility (a list query, a scan on the dev server's store) before the Update; it now
+    reads the ticket row's workflow id, and asks visibility only for what PostgreSQL lacks."""
+    recorder = _ListingRecorder()
+    config = temporal_client.config()
+    config["interceptors"] = [recorder]
+    observed = Client(**config)
+    async with api_stack(observed, database_url, task_queue) as api:
+        key = f"located-{uuid.uuid4().hex[:8]}"
+        body = {"title": "queue backlog", "service": api.names.service, "dedup_key": key}
+        headers = {**api.auth("ingest"), "Prefer": "respond-async"}
+        accepted = await api.http.post("/api/v1/incidents", json=body, headers=headers)
+        assert accepted.status_code == 202, accepted.text
+
+        async def ticket_number() -> str | None:
+            rows = await fetch_all(
+                database_url, "SELECT number FROM incidents WHERE dedup_key = %s", key
+            )
+            return str(rows[0][0]) if rows else None
+
+        number = await wait_for(ticket_number, timeout=15, message="the ticket row")
+        acked = await api.http.post(
+            f"/api/v1/incidents/{number}/acknowledge", json={}, headers=api.auth("respond")
+        )
+        assert acked.status_code == 200, acked.text
+        assert acked.json()["status"] == "acknowledged"
+        assert recorder.queries == []
+
+        # where the locator cannot say (no database, row not written yet), visibility
+        # still finds the incident: the action is slower, never refused
+        async def unknown(number: str) -> str | None:
+            return None
+
+        other = IncidentClient(observed, api.stack.policy, task_queue=task_queue, locate=unknown)
+        snapshot = await other.act(
+            number, Action.ADD_NOTE, NoteInput(actor=Person(name="alice"), text="from visibility")
+        )
+        assert snapshot.number == number
+        assert len(recorder.queries) == 1 and number in recorder.queries[0]

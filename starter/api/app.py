@@ -85,7 +85,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = temporal or await connect_temporal(settings)
         ctx.temporal = client
-        ctx.incidents = IncidentClient(client, holder, task_queue=settings.temporal_task_queue)
+        ctx.incidents = IncidentClient(
+            client, holder, task_queue=settings.temporal_task_queue, locate=ctx.ticket_workflow_id
+        )
         if settings.database_url:
             pool: AsyncConnectionPool[psycopg.AsyncConnection] = AsyncConnectionPool(
                 settings.database_url,

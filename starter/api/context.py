@@ -4,13 +4,14 @@ several apps (tests, a CLI and a dev launcher in one process) never share state.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
 import psycopg
 from fastapi import Request
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import BaseModel, Field
 from temporalio.client import Client
 
@@ -42,6 +43,11 @@ class ApiOptions(BaseModel):
     temporal_timeout: float = Field(default=15.0, gt=0)
 
 
+log = logging.getLogger(__name__)
+#: seconds an action waits for a connection to locate its incident in the ticket store
+LOCATE_WAIT = 0.5
+
+
 @dataclass
 class ApiContext:
     settings: Settings
@@ -67,6 +73,23 @@ class ApiContext:
         if self.pool is None:
             raise ServiceUnavailable("PostgreSQL is not configured (DATABASE_URL)")
         return self.pool
+
+    async def ticket_workflow_id(self, number: str) -> str | None:
+        """The workflow id the ticket store holds for ``number`` (primary-key read), or
+        None when it cannot say: no database, not written yet, or not reachable in
+        ``LOCATE_WAIT`` (the caller then asks visibility, so an action never fails here)."""
+        if self.pool is None:
+            return None
+        try:
+            async with self.pool.connection(timeout=LOCATE_WAIT) as conn:
+                cursor = await conn.execute(
+                    "SELECT workflow_id FROM incidents WHERE number = %s", (number,)
+                )
+                row = await cursor.fetchone()
+        except (psycopg.Error, PoolTimeout) as err:
+            log.warning("ticket store did not locate %s (%s); asking visibility", number, err)
+            return None
+        return str(row[0]) if row else None
 
     async def temporal_call(self, call: Awaitable[T]) -> T:
         """Await a Temporal call with the app's deadline; TimeoutError becomes a 503."""
