@@ -13,7 +13,10 @@ command but ``dev``, which then says how to get it (:func:`require_embedded`).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib.util
+import logging
+import os
 import shutil
 import signal
 import sys
@@ -232,3 +235,28 @@ def _process_commands(app: typer.Typer) -> None:
 
 #: the ``incidentflow`` entry point
 app = build_app(first=_process_commands)
+
+
+def main() -> None:
+    """Run ``incidentflow`` and end the process without CPython's finalization.
+
+    The Temporal client's Rust runtime keeps threads that can crash interpreter teardown
+    after a command has finished (seen as ``verify`` printing its whole report and then
+    dying of SIGSEGV, exit -11 instead of 1). So once the command returns, its output is
+    flushed, the ``atexit`` handlers run (an embedded PostgreSQL stops there) and the
+    process exits with the command's code before the interpreter tears itself down."""
+    code: int
+    try:
+        app()
+        code = 0
+    except SystemExit as exit_:
+        if exit_.code is None or isinstance(exit_.code, int):
+            code = exit_.code or 0
+        else:
+            print(exit_.code, file=sys.stderr)
+            code = 1
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -4,6 +4,8 @@ user runs them: the venv's console script in a subprocess, checked by exit code 
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -37,6 +39,43 @@ def test_every_command_has_help(command: list[str]) -> None:
     assert result.exit_code == 0, result.output
     assert f"Usage: incidentflow {' '.join(command)}" in result.output
     assert len(result.output.splitlines()) > 5
+
+
+ENTRY_POINT_PROBE = """
+import atexit, sys
+from launcher import cli
+
+class Finalized:
+    def __del__(self):
+        print("finalized", flush=True)
+
+probe = Finalized()  # collected only if the interpreter tears itself down
+atexit.register(lambda: print("atexit ran", flush=True))
+sys.argv = ["incidentflow", *sys.argv[1:]]
+cli.main()
+print("not reached", flush=True)
+"""
+
+
+@pytest.mark.parametrize(("args", "code"), [(["version"], 0), (["no-such-command"], 2)])
+def test_entry_point_exits_with_the_code_and_skips_interpreter_teardown(
+    args: list[str], code: int
+) -> None:
+    """``launcher.cli:main`` keeps the command's exit code and output and runs ``atexit``
+    (an embedded PostgreSQL stops there) but not CPython's finalization, where the Temporal
+    runtime's threads could crash a finished command (a SIGSEGV turned verify's 1 into -11)."""
+    result = subprocess.run(
+        [sys.executable, "-c", ENTRY_POINT_PROBE, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+    )
+    assert result.returncode == code, result.stderr
+    assert "atexit ran" in result.stdout
+    assert "finalized" not in result.stdout and "not reached" not in result.stdout
+    if code == 0:
+        assert result.stdout.startswith("incidentflow 0.1.0")
 
 
 def test_version() -> None:
