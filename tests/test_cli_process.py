@@ -105,8 +105,10 @@ def test_migrate_applies_versions_to_a_new_database(postgres_server: str) -> Non
         assert "0001_initial" in versions
 
 
-def test_migrate_without_a_database_is_a_usage_error() -> None:
-    result = run_cli("migrate")
+def test_migrate_without_a_database_is_a_usage_error(tmp_path: Path) -> None:
+    # from a directory with no dev stack's connection info (a checkout that ran `make run`
+    # keeps one in .data, which migrate would rightly use)
+    result = run_cli("migrate", cwd=tmp_path)
     assert result.returncode == 2
     assert "DATABASE_URL" in result.stderr
 
