@@ -18,6 +18,7 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.common import MetricMeter
 
+INCIDENTS_STARTED = "incidentflow_incidents_started"
 PAGES_SENT = "incidentflow_pages_sent"
 PAGES_FAILED = "incidentflow_pages_failed"
 ESCALATIONS_FIRED = "incidentflow_escalations_fired"
@@ -34,6 +35,7 @@ HISTOGRAM_BUCKETS: dict[str, tuple[float, ...]] = {
 
 #: series name as scraped → Prometheus type
 EXPORTED: dict[str, str] = {
+    f"{INCIDENTS_STARTED}_total": "counter",
     f"{PAGES_SENT}_total": "counter",
     f"{PAGES_FAILED}_total": "counter",
     f"{ESCALATIONS_FIRED}_total": "counter",
@@ -46,6 +48,15 @@ def activity_meter() -> MetricMeter:
     """The running activity's meter; a no-op one outside an activity (a seed script, a test
     calling the method directly)."""
     return activity.metric_meter() if activity.in_activity() else MetricMeter.noop
+
+
+def incident_started(meter: MetricMeter, *, severity: str, source: str) -> None:
+    """A new incident got its number, on any path: the API's create, the integrations' fast
+    path (which the API cannot count: it answers before the number exists), a heartbeat, or
+    the next incident a closing run's queued alerts open."""
+    meter.create_counter(INCIDENTS_STARTED, "Incidents opened, by severity and source").add(
+        1, {"severity": severity, "source": source}
+    )
 
 
 def page_sent(meter: MetricMeter, channel: str) -> None:

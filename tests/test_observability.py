@@ -436,6 +436,9 @@ async def test_worker_and_api_export_what_the_rules_and_dashboard_use(
                 timed = kinds.count("escalated") + kinds.count("escalation_exhausted")
                 assert kinds.count("escalated") == 2 and timed == 3, kinds
                 timed -= 1  # the escalation by hand has no deadline to be late for
+                [(severity,)] = await fetch_all(
+                    database_url, "SELECT severity FROM incidents WHERE number = %s", number
+                )
 
                 async def worker_counted() -> Samples | None:
                     samples, _ = parse_scrape(await scrape(http, worker_metrics))
@@ -477,6 +480,9 @@ async def test_worker_and_api_export_what_the_rules_and_dashboard_use(
     # the incident's histories were replayed (no cache), yet each escalation counted once
     replays = "temporal_workflow_task_replay_latency_count"
     assert total(samples, replays, workflow_type="IncidentWorkflow") >= 3
+    started = "incidentflow_incidents_started_total"
+    assert total(samples, started, severity=severity, source="api") == 1
+    assert total(samples, started) == 1  # replayed, still counted once
     assert total(samples, "incidentflow_escalations_fired_total", trigger="timer") == 1
     assert total(samples, "incidentflow_escalations_fired_total", trigger="manual") == 1
     lateness_sum = total(samples, "incidentflow_escalation_lateness_seconds_sum")

@@ -225,6 +225,9 @@ class IncidentWorkflow:
                     retry_policy=TICKET_RETRY,
                 )
                 self._apply(self.rules.trigger(alert.actor, details, workflow.now()))
+            telemetry.incident_started(
+                workflow.metric_meter(), severity=self.s.severity.value, source=alert.source
+            )
         self._upsert_search_attributes()
         sync = asyncio.create_task(self._sync_tickets())
         self._count_queued()
