@@ -44,6 +44,8 @@ def match_params(q: str) -> dict[str, str]:
 
 
 class SearchHit(PastIncident):
+    #: a drill (only with ``include_drills``): shown with its banner, never taken for real
+    drill: bool = False
     #: the parts that match the whole query on their own: title, description, notes
     #: (notes, status updates, resolutions), postmortem
     matched_in: list[str]
@@ -74,17 +76,18 @@ SELECT number, title, description, service, dedup_key, created_at AS before
 _SEARCH = f"""
 WITH hits AS (
     SELECT i.number, i.title, i.service, i.status, i.severity, i.created_at, i.resolved_at,
-           i.resolution, i.description, i.search, i.number_seq,
+           i.resolution, i.description, i.search, i.number_seq, i.drill,
            ts_rank('{{0.1, 0.2, 0.4, 1.0}}', i.search,
                    websearch_to_tsquery('english', %(q)s::text))
            + CASE WHEN i.title ILIKE %(q_like)s::text THEN 1 ELSE 0 END AS rank
       FROM incidents i
      WHERE {MATCH}
+       AND (%(include_drills)s::boolean OR NOT i.drill)
      ORDER BY rank DESC, i.created_at DESC, i.number_seq DESC
      LIMIT %(limit)s
 )
 SELECT h.number, h.title, h.service, h.status, h.severity, h.created_at, h.resolved_at,
-       h.resolution, h.rank, r.document IS NOT NULL AS has_postmortem,
+       h.resolution, h.drill, h.rank, r.document IS NOT NULL AS has_postmortem,
        ARRAY(SELECT w FROM unnest(ARRAY['a', 'b', 'c', 'd']) AS w
               WHERE ts_filter(h.search, ARRAY[w]::"char"[])
                     @@ websearch_to_tsquery('english', %(q)s::text)) AS parts,
@@ -114,12 +117,17 @@ async def similar(
     return SimilarIncidents(number=number, items=[similar_from_row(r) for r in rows])
 
 
-async def search(pool: Pool, q: str, *, limit: int = DEFAULT_SEARCH_LIMIT) -> SearchPage:
+async def search(
+    pool: Pool, q: str, *, limit: int = DEFAULT_SEARCH_LIMIT, include_drills: bool = False
+) -> SearchPage:
     """Incidents and postmortems matching ``q`` (web-search syntax: words, "a phrase",
-    -not, or), best first; a title containing ``q`` as typed ranks above text matches."""
+    -not, or), best first; a title containing ``q`` as typed ranks above text matches.
+    Drills are left out unless ``include_drills``, as from similar incidents and reports:
+    what a search finds is taken as what happened."""
     async with pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(_SEARCH, {**match_params(q), "limit": limit})
+        params = {**match_params(q), "limit": limit, "include_drills": include_drills}
+        await cur.execute(_SEARCH, params)
         rows = await cur.fetchall()
     items = [
         SearchHit(

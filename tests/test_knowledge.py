@@ -276,6 +276,22 @@ async def test_search_finds_titles_notes_resolutions_and_postmortems(corpus: Poo
     assert await search(corpus, "kubernetes") == []
 
 
+async def test_search_leaves_drills_out_unless_asked(corpus: Pool) -> None:
+    """A drill is not what happened: search skips it, as similar incidents and reports do,
+    and finds it (marked) only with ``include_drills``."""
+    drill = Past("INC-1020", "checkout", "Gameday: checkout token expired", "", "gameday-1", 700)
+    snapshot, events = snapshot_of(drill)
+    snapshot = snapshot.model_copy(update={"drill": True})
+    await TicketActivities(corpus).record_incident(
+        RecordIncidentInput(snapshot=snapshot, events=events)
+    )
+    assert await search(corpus, "gameday") == []
+    page = await knowledge_read.search(corpus, "gameday", include_drills=True)
+    assert [(h.number, h.drill) for h in page.items] == [("INC-1020", True)]
+    real = await knowledge_read.search(corpus, "vacuum", include_drills=True)
+    assert [(h.number, h.drill) for h in real.items] == [("INC-1002", False)]
+
+
 async def test_search_document_follows_later_writes(corpus: Pool) -> None:
     snapshot, events = snapshot_of(CORPUS[3])
     note = TimelineEvent(
@@ -366,6 +382,16 @@ async def test_similar_and_search_over_the_api_and_on_the_incident_page(live: Li
     found = await live.http.get("/api/v1/search", params={"q": word}, headers=live.auth("read"))
     assert found.status_code == 200
     assert [h["number"] for h in found.json()["items"]] == [second["number"], first["number"]]
+    assert [h["drill"] for h in found.json()["items"]] == [False, False]
+    with_drills = await live.http.get(
+        "/api/v1/search", params={"q": word, "include_drills": "true"}, headers=live.auth("read")
+    )
+    assert with_drills.status_code == 200
+    assert [h["number"] for h in with_drills.json()["items"]] == [second["number"], first["number"]]
+    not_bool = await live.http.get(
+        "/api/v1/search", params={"q": word, "include_drills": "maybe"}, headers=live.auth("read")
+    )
+    assert not_bool.status_code == 422 and "include_drills" in not_bool.text
     for blank in ("", "   "):
         refused = await live.http.get(
             "/api/v1/search", params={"q": blank}, headers=live.auth("read")

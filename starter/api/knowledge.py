@@ -57,7 +57,9 @@ async def search(
     limit: Annotated[
         int, Query(ge=1, le=knowledge_read.MAX_SEARCH_LIMIT)
     ] = knowledge_read.DEFAULT_SEARCH_LIMIT,
+    include_drills: Annotated[bool, Query(description="find drills too")] = False,
 ) -> knowledge_read.SearchPage:
     """Incidents whose title, description, notes, resolution or postmortem match ``q``
-    (full text, English stemming), or whose title contains it as typed; best first."""
-    return await knowledge_read.search(ctx.db(), q, limit=limit)
+    (full text, English stemming), or whose title contains it as typed; best first. Drills
+    only with ``include_drills=true``."""
+    return await knowledge_read.search(ctx.db(), q, limit=limit, include_drills=include_drills)
