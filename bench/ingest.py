@@ -120,7 +120,12 @@ async def baseline_update_with_start(stack: Stack, count: int, clients: int = 64
 
 
 async def baseline_signal_with_start(
-    stack: Stack, count: int, clients: int = 64, *, activities: int = 0
+    stack: Stack,
+    count: int,
+    clients: int = 64,
+    *,
+    activities: int = 0,
+    rate: float | None = None,
 ) -> tuple[Timed, float]:
     """Bare signal-with-start (``USE_EXISTING``) of :class:`BenchSignalWorkflow` running
     ``activities`` no-op activities: the calls, and the seconds until every workflow
@@ -143,9 +148,15 @@ async def baseline_signal_with_start(
         )
         return True
 
-    timed = await concurrently(count, clients, call)
+    timed = await concurrently(count, clients, call, rate=rate)
     await completed(handles, clients)
     return timed, time.perf_counter() - started
+
+
+#: an alert storm the server can carry: 100 alerts/s (6,000 a minute, fifty times the
+#: per-key limit PagerDuty enforces), 500 of them, so latency is the path's, not a queue's
+STORM_RATE = 100.0
+STORM_ALERTS = 500
 
 
 @dataclass
@@ -157,6 +168,8 @@ class Baselines:
     signals: Timed | None = None
     #: bare signal-with-start + two activities, completed per second: the end-to-end floor
     signal_workflows_rate: float | None = None
+    #: bare signal-with-start at ``STORM_RATE`` offered: the storm latency's baseline
+    signals_offered: Timed | None = None
 
 
 async def baselines(stack: Stack, count: int, clients: int = 64) -> Baselines:
@@ -164,7 +177,10 @@ async def baselines(stack: Stack, count: int, clients: int = 64) -> Baselines:
     updates = await baseline_update_with_start(stack, max(count // 4, min(count, 50)), clients)
     signals, _ = await baseline_signal_with_start(stack, count, clients)
     _, seconds = await baseline_signal_with_start(stack, count, clients, activities=2)
-    return Baselines(starts, updates, signals, count / seconds)
+    offered, _ = await baseline_signal_with_start(
+        stack, min(count, STORM_ALERTS), clients, rate=STORM_RATE
+    )
+    return Baselines(starts, updates, signals, count / seconds, offered)
 
 
 def enqueue_body(service: str, key: str, summary: str) -> dict[str, object]:
@@ -189,10 +205,16 @@ class Ingested:
 
 
 async def ingest(
-    stack: Stack, count: int, clients: int = 64, prefix: str | None = None
+    stack: Stack,
+    count: int,
+    clients: int = 64,
+    prefix: str | None = None,
+    *,
+    rate: float | None = None,
 ) -> Ingested:
-    """``count`` distinct alerts over HTTP; done when all are answered and all ticket rows
-    exist. A non-202 answer counts as an error (and its row is not waited for)."""
+    """``count`` distinct alerts over HTTP (as fast as answered, or offered at ``rate`` per
+    second); done when all are answered and all ticket rows exist. A non-202 answer counts
+    as an error (and its row is not waited for)."""
     prefix = prefix or f"in-{uuid.uuid4().hex[:8]}"
     async with stack.http(clients) as http:
 
@@ -203,7 +225,7 @@ async def ingest(
             return response.status_code == 202
 
         started = time.perf_counter()
-        timed = await concurrently(count, clients, post)
+        timed = await concurrently(count, clients, post, rate=rate)
     expected = count - timed.errors
 
     async def rows_written() -> bool:
@@ -217,7 +239,13 @@ async def ingest(
 
 
 def table(
-    server: str, bases: Baselines, done: Ingested, *, clients: int, load: float
+    server: str,
+    bases: Baselines,
+    done: Ingested,
+    *,
+    clients: int,
+    load: float,
+    storm: Ingested | None = None,
 ) -> ScenarioResult:
     result = ScenarioResult(key="ingest", title="1. Ingest over /v2/enqueue", server=server)
     base = bases.starts
@@ -248,6 +276,38 @@ def table(
                 baseline=percentile(bases.signals.latencies, 99) * 1000,
                 goal="< 300 ms",
                 ok=p99 < 300,
+                load=load,
+            )
+        )
+    if storm is not None and bases.signals_offered is not None:
+        offered = bases.signals_offered
+        for q in (50, 99):
+            value = percentile(storm.timed.latencies, q) * 1000
+            result.add(
+                Figure(
+                    name=(
+                        f"storm of {storm.timed.count:,} alerts offered at {STORM_RATE:g}/s "
+                        f"({clients} clients): latency p{q}"
+                    ),
+                    value=value,
+                    unit="ms",
+                    baseline=percentile(offered.latencies, q) * 1000,
+                    baseline_name=(
+                        f"bare signal-with-start (USE_EXISTING), {offered.count:,} calls offered "
+                        f"at {STORM_RATE:g}/s from {clients} callers"
+                    ),
+                    goal="< 300 ms" if q == 99 else "",
+                    ok=value < 300 if q == 99 else None,
+                    load=load,
+                )
+            )
+        result.add(
+            Figure(
+                name="storm: errors (non-202)",
+                value=storm.timed.errors,
+                unit="count",
+                goal="0",
+                ok=storm.timed.errors == 0,
                 load=load,
             )
         )
@@ -319,11 +379,13 @@ def table(
 
 
 async def run(stack: Stack, *, alerts: int, baseline: int, clients: int = 64) -> ScenarioResult:
-    """The scenario on its own: baseline, then ``alerts`` new incidents."""
+    """The scenario on its own: baseline, then ``alerts`` new incidents as fast as they are
+    answered, then a storm at ``STORM_RATE`` (``min(baseline, STORM_ALERTS)`` more)."""
     started = time.perf_counter()
     bases = await baselines(stack, baseline, clients)
     load = load1()
     done = await ingest(stack, alerts, clients)
-    result = table(stack.label, bases, done, clients=clients, load=load)
+    storm = await ingest(stack, min(baseline, STORM_ALERTS), clients, rate=STORM_RATE)
+    result = table(stack.label, bases, done, clients=clients, load=load, storm=storm)
     result.seconds = time.perf_counter() - started
     return result

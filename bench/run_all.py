@@ -148,7 +148,15 @@ async def run_server(
             load = load1()
             done = await growth.grow_to(size)
             if size == sizes.at and base is not None and done is not None:
-                show(ingest.table(stack.label, base, done, clients=64, load=load))
+                # then a storm the server can carry: latency at an offered rate
+                storm = await ingest.ingest(
+                    stack,
+                    min(sizes.baseline_starts, ingest.STORM_ALERTS),
+                    64,
+                    rate=ingest.STORM_RATE,
+                )
+                growth.open += storm.timed.count - storm.timed.errors
+                show(ingest.table(stack.label, base, done, clients=64, load=load, storm=storm))
             if "capacity" in only and size in sizes.capacity:
                 console.print(f"[bold]capacity[/bold]: measuring at {growth.open:,} open")
                 levels.append(

@@ -40,8 +40,11 @@ async def test_bench_scenarios_run_at_tiny_sizes(
             assert rate.value is not None and rate.value > 0
             assert rate.baseline is not None and rate.baseline > 0
         assert _figure(ingested, "errors").value == 0
+        storm = _figure(ingested, "storm of 12 alerts offered at 100/s (4 clients): latency p99")
+        assert storm.value is not None and storm.baseline is not None and storm.ok is not None
+        assert _figure(ingested, "storm: errors").value == 0
         rows = await stack.scalar("SELECT count(*) FROM incidents WHERE service = 'bench-ingest'")
-        assert rows == 12
+        assert rows == 24  # 12 as fast as answered, 12 offered at 100/s
 
         deadline = seed.now() + timedelta(seconds=4)
         seeded = await seed.seed(stack, [deadline] * 5, prefix="smoke")
@@ -51,9 +54,12 @@ async def test_bench_scenarios_run_at_tiny_sizes(
         assert all(-0.5 < s < 30 for s in late.notified), late.notified
         assert math.isfinite(late.drain)
 
-        acked = await actions.run(stack, open_incidents=12, acks=10)
+        acked = await actions.run(stack, open_incidents=24, acks=10)
         assert not [f for f in acked.figures if f.name.endswith("errors (non-200)")]
-        assert len(await actions.unacknowledged(stack)) == 2
+        for asked in ("1 responder", "16 responders at 10/s", "16 responders at once (bursts)"):
+            assert _figure(acked, f"{asked}: acknowledge p50").value is not None
+        assert _figure(acked, "16 responders back to back: acknowledges/s").baseline
+        assert len(await actions.unacknowledged(stack)) == 14
 
         repeated = await repeats.run(stack, repeats=30, senders=4)
         assert _figure(repeated, "alert count in the workflow").value == 30
