@@ -90,6 +90,18 @@ def _environ_name(node: ast.AST) -> str | None:
     return None
 
 
+def policy_named_env() -> dict[str, str]:
+    """Variables the policy names rather than the code (``slack.bot_token_env``...): their
+    default names, read by ``os.environ.get(<the named variable>)``."""
+    from schemas.policy import SlackSettings
+
+    return {
+        str(field.default): f"{SlackSettings.__module__}.SlackSettings.{name}"
+        for name, field in SlackSettings.model_fields.items()
+        if name.endswith("_env")
+    }
+
+
 def every_env_name() -> dict[str, str]:
     """Every variable the code reads, with where it is read."""
     found = {
@@ -97,6 +109,6 @@ def every_env_name() -> dict[str, str]:
         for cls in settings_classes()
         for name in settings_env_names(cls)
     }
-    for name, where in environ_reads().items():
+    for name, where in {**environ_reads(), **policy_named_env()}.items():
         found.setdefault(name, where)
     return found

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from launcher.cli import app
 from schemas import search_attributes as sa
 from schemas.settings import Settings
-from tests.support_env import every_env_name
+from tests.support_env import every_env_name, policy_named_env
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text("utf-8"))
@@ -391,6 +391,13 @@ def test_compose_passes_every_reference_of_the_production_policy() -> None:
     assert POLICY_REFERENCES, "the template keeps its credentials in ${ENV} references"
     for name in ("worker", "api"):
         assert POLICY_REFERENCES <= set(environment(SERVICES[name])), name
+
+
+def test_compose_passes_the_slack_apps_secrets_to_worker_and_api() -> None:
+    for name in ("worker", "api"):
+        env = environment(SERVICES[name])
+        for secret in policy_named_env():
+            assert env[secret] == "", f"{name}: {secret} (empty unless .env sets it)"
 
 
 def test_every_compose_variable_is_documented() -> None:

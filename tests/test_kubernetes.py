@@ -26,6 +26,7 @@ import starter.dashboard.routes  # noqa: F401
 from schemas.policy_file import load_policy
 from starter.api.ops import router as ops_router
 from tests import support_kustomize as kz
+from tests.support_env import policy_named_env
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "kubernetes"
@@ -58,6 +59,8 @@ def _env_name(cls: type[BaseSettings], field: str) -> str:
 
 #: every environment variable the code reads as a setting
 SETTINGS_ENV = {_env_name(c, f) for c in _settings_classes() for f in c.model_fields}
+#: secrets whose variable the policy names (the Slack app's token and signing secret)
+POLICY_NAMED_SECRETS = set(policy_named_env())
 #: settings whose value is a credential: typed SecretStr, named like one, or a URL with the
 #: database password inside
 SECRET_SETTINGS = (
@@ -69,6 +72,7 @@ SECRET_SETTINGS = (
     }
     | {name for name in SETTINGS_ENV if re.search(r"SECRET|PASSWORD|API_KEY|TOKEN", name)}
     | {"DATABASE_URL"}
+    | POLICY_NAMED_SECRETS
 )
 
 
@@ -290,8 +294,28 @@ def test_env_names_are_settings_or_policy_references(target: str) -> None:
     references = policy_references(policy_text(target))
     for manifest in workloads(target):
         for container in containers(manifest):
-            unknown = set(env_of(RENDERED[target], container)) - SETTINGS_ENV - references
+            unknown = (
+                set(env_of(RENDERED[target], container))
+                - SETTINGS_ENV
+                - POLICY_NAMED_SECRETS
+                - references
+            )
             assert not unknown, f"{container['name']}: no setting reads {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_worker_and_api_get_the_slack_apps_secrets_when_the_secret_has_them(
+    target: str,
+) -> None:
+    """Both need them (the API verifies Slack's requests, the worker posts as the bot); a
+    cluster without the Slack app must still start, so the keys are optional."""
+    assert POLICY_NAMED_SECRETS == {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"}
+    for name in ("incidentflow-worker", "incidentflow-api"):
+        (container,) = containers(of_kind(RENDERED[target], "Deployment")[name])
+        env = env_of(RENDERED[target], container)
+        for secret in POLICY_NAMED_SECRETS:
+            ref = env[secret]["valueFrom"]["secretKeyRef"]
+            assert ref == {"name": "incidentflow-secrets", "key": secret, "optional": True}
 
 
 @pytest.mark.parametrize("target", TARGETS)
