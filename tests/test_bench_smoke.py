@@ -17,7 +17,7 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from bench import actions, ingest, repeats, report, seed
+from bench import actions, cpu_share, ingest, repeats, report, seed
 from bench.harness import Postgres, open_stack
 
 
@@ -46,6 +46,13 @@ async def test_bench_scenarios_run_at_tiny_sizes(
         rows = await stack.scalar("SELECT count(*) FROM incidents WHERE service = 'bench-ingest'")
         assert rows == 24  # 12 as fast as answered, 12 offered at 100/s
 
+        phases = await cpu_share.trial(stack, 6)
+        assert [p.count for p in phases] == [6, 6, 6]
+        for phase in phases:  # the external server is not ours to sample; the rest are
+            assert phase.rate > 0 and phase.cpu_ms["worker"] > 0, phase
+        assert phases[2].cpu_ms["api"] > 0 and phases[2].cpu_ms["postgres"] == 0  # not ours
+        assert phases[2].row().startswith("| incidents over /v2/enqueue (accepts) |")
+
         deadline = seed.now() + timedelta(seconds=4)
         seeded = await seed.seed(stack, [deadline] * 5, prefix="smoke")
         late = await seed.collect(stack, seeded, grace=30)
@@ -54,12 +61,12 @@ async def test_bench_scenarios_run_at_tiny_sizes(
         assert all(-0.5 < s < 30 for s in late.notified), late.notified
         assert math.isfinite(late.drain)
 
-        acked = await actions.run(stack, open_incidents=24, acks=10)
+        acked = await actions.run(stack, open_incidents=30, acks=10)
         assert not [f for f in acked.figures if f.name.endswith("errors (non-200)")]
         for asked in ("1 responder", "16 responders at 10/s", "16 responders at once (bursts)"):
             assert _figure(acked, f"{asked}: acknowledge p50").value is not None
         assert _figure(acked, "16 responders back to back: acknowledges/s").baseline
-        assert len(await actions.unacknowledged(stack)) == 14
+        assert len(await actions.unacknowledged(stack)) == 20
 
         repeated = await repeats.run(stack, repeats=30, senders=4)
         assert _figure(repeated, "alert count in the workflow").value == 30
