@@ -5,6 +5,7 @@ continuing as new (``IncidentWorkflow.alert_received``)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from temporalio.client import (
     OutboundInterceptor,
     WorkflowExecutionAsyncIterator,
     WorkflowExecutionStatus,
+    WorkflowHistory,
 )
 
 from schemas.actions import CancelInput, NoteInput
@@ -31,6 +33,7 @@ from tests.support_api import alertmanager_alert, alertmanager_payload, api_stac
 from tests.support_drills import assert_verified, drill_policy_yaml, fetch_all
 from tests.support_incidents import Stack, record_history, running_stack
 from tests.support_receivers import HttpReceiver
+from workflows.incident import PATCHES_2026_11
 
 #: alerts in the flood: the incident is cancelled halfway, so some reach a run that counts
 #: them, some race the cancel, and the rest reach the closing run (which carries them) or
@@ -264,3 +267,72 @@ async def test_an_action_on_a_fast_path_incident_is_located_in_the_ticket_store(
         )
         assert snapshot.number == number
         assert len(recorder.queries) == 1 and number in recorder.queries[0]
+
+
+def _patch_records(history: WorkflowHistory) -> tuple[list[str], int]:
+    """The patch ids of a history's ``core_patch`` markers, and how many search-attribute
+    upserts set ``TemporalChangeVersion`` (each one a visibility write on the server)."""
+    ids: list[str] = []
+    version_upserts = 0
+    for event in history.events:
+        if event.HasField("marker_recorded_event_attributes"):
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == "core_patch":
+                ids += [json.loads(p.data)["id"] for p in marker.details["patch-data"].payloads]
+        if event.HasField("upsert_workflow_search_attributes_event_attributes"):
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+            version_upserts += "TemporalChangeVersion" in fields.indexed_fields
+    return ids, version_upserts
+
+
+async def test_a_new_incident_takes_every_patch_with_one_marker(
+    temporal_client: Client, database_url: str, task_queue: str
+) -> None:
+    """A run started by today's code asks the ``patches-2026-11`` bundle once and takes every
+    patch with it: one marker and one ``TemporalChangeVersion`` upsert where it recorded one
+    of each per patch it reached (three before the first page, more at each action). Runs
+    recorded before the bundle replay through each patch (tests/test_replay.py)."""
+    async with api_stack(temporal_client, database_url, task_queue) as api:
+        key = f"bundled-{uuid.uuid4().hex[:8]}"
+        body = {"title": "queue backlog", "service": api.names.service, "dedup_key": key}
+        headers = {**api.auth("ingest"), "Prefer": "respond-async"}
+        accepted = await api.http.post("/api/v1/incidents", json=body, headers=headers)
+        assert accepted.status_code == 202, accepted.text
+
+        async def ticket_number() -> str | None:
+            rows = await fetch_all(
+                database_url, "SELECT number FROM incidents WHERE dedup_key = %s", key
+            )
+            return str(rows[0][0]) if rows else None
+
+        number = await wait_for(ticket_number, timeout=15, message="the ticket row")
+        for action, data in (
+            ("acknowledge", {}),
+            ("mitigate", {"note": "drained the queue"}),
+            ("resolve", {"resolution": "consumer restarted"}),
+        ):
+            answer = await api.http.post(
+                f"/api/v1/incidents/{number}/{action}", json=data, headers=api.auth("respond")
+            )
+            assert answer.status_code == 200, answer.text
+
+        async def resolved_in_the_ticket() -> bool:
+            rows = await fetch_all(
+                database_url, "SELECT status FROM incidents WHERE number = %s", number
+            )
+            return rows == [("resolved",)]
+
+        await wait_for(resolved_in_the_ticket, timeout=15, message="the resolved ticket row")
+        history = await api.stack.client.history(number)
+        ids, version_upserts = _patch_records(history)
+        assert ids == [PATCHES_2026_11], ids
+        assert version_upserts == 1
+        numbered = [
+            e
+            for e in history.events
+            if e.HasField("upsert_workflow_search_attributes_event_attributes")
+            and "IncidentNumber"
+            in e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+        ]
+        assert len(numbered) == 1  # visibility still finds it by number
+        await record_history(api.stack, number, "patches_bundled_lifecycle")

@@ -25,6 +25,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, WorkflowReplayResult
 
 from worker.main import STRICT_SANDBOX, WORKFLOWS
+from workflows.incident import PATCHES_2026_11
 from workflows.waiting import INVARIANT_WAITS
 
 TESTS = Path(__file__).parent
@@ -103,10 +104,15 @@ def patches(path: Path) -> set[str]:
 
 
 def test_the_invariant_histories_took_the_patch() -> None:
-    """A history recorded today carries the python-invariant-waits patch (without it, it
-    would replay only on the Python that recorded it); none of the 3.11 ones does."""
+    """A history recorded today carries the python-invariant-waits patch, itself or in the
+    incident's patches-2026-11 bundle (without it, it would replay only on the Python that
+    recorded it); none of the 3.11 ones does."""
     for path in HISTORIES:
-        assert INVARIANT_WAITS in patches(path), path.name
+        assert patches(path) & {INVARIANT_WAITS, PATCHES_2026_11}, path.name
+    bundled = [path for path in HISTORIES if PATCHES_2026_11 in patches(path)]
+    assert bundled, "no history recorded with the patches-2026-11 bundle"
+    for path in bundled:  # the bundle stands for them: a run that took it asks no other
+        assert patches(path) == {PATCHES_2026_11}, path.name
     assert PY311_HISTORIES
     for path in PY311_HISTORIES:
         assert INVARIANT_WAITS not in patches(path), path.name

@@ -72,18 +72,18 @@ async def notify_posting(
     targets: list[EscalationTarget],
     *,
     page: bool = False,
+    patched: Callable[[str], bool] = workflow.patched,
 ) -> tuple[list[dict[str, Any]], NotifyResult]:
     """:func:`notify`, and what the activity answered: the users reached, the pages the Slack
-    bot posted (the incident keeps them current)."""
+    bot posted (the incident keeps them current). ``patched`` answers for the workflow's
+    patches (one that bundles them passes its own)."""
     try:
         result = await workflow.execute_activity(
             NOTIFY,
             NotifyInput(incident=incident, event=event, targets=targets, page=page),
             result_type=NotifyResult,
             start_to_close_timeout=timedelta(seconds=60),
-            heartbeat_timeout=(
-                NOTIFY_HEARTBEAT_TIMEOUT if workflow.patched(NOTIFY_HEARTBEATS) else None
-            ),
+            heartbeat_timeout=(NOTIFY_HEARTBEAT_TIMEOUT if patched(NOTIFY_HEARTBEATS) else None),
             retry_policy=SEND_RETRY,
         )
     except ActivityError as err:
@@ -111,13 +111,18 @@ class Background:
         return bool(self._tasks)
 
 
-async def wait_until_due(due: datetime | None, woken: Callable[[], bool]) -> None:
+async def wait_until_due(
+    due: datetime | None,
+    woken: Callable[[], bool],
+    *,
+    patched: Callable[[str], bool] = workflow.patched,
+) -> None:
     """Sleep until ``due`` (``None``: no clock is running) or until ``woken()``; return at
     once when ``due`` has passed. Waits through ``wait_or_time_out`` (the same on every
     Python, see ``workflows.waiting``)."""
     timeout = None if due is None else max(0.0, (due - workflow.now()).total_seconds())
     if timeout is None or timeout > 0:
         try:
-            await wait_or_time_out(woken, timeout)
+            await wait_or_time_out(woken, timeout, patched=patched)
         except TimeoutError:
             pass

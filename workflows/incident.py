@@ -131,6 +131,14 @@ STAKEHOLDER_NOTICES = "stakeholder-notices"
 #: patch: the link and unlink Updates (relations to other incidents, the other one keeping
 #: the inverse through its own Update)
 INCIDENT_LINKS = "incident-links"
+#: patch: every patch of this workflow above (and the shared ``notify-heartbeats`` and
+#: ``python-invariant-waits``) at once. A run started by this code asks it first and then
+#: takes them all, recording one marker and one ``TemporalChangeVersion`` upsert where it
+#: recorded one per patch it reached: each upsert is a visibility write on the server, and a
+#: new incident reached three before its first page (alert storms, docs/reliability.md).
+#: Runs recorded before it do not have its marker and replay through each patch as before.
+#: A later patch is asked on its own (``workflow.patched``), not bundled into this one.
+PATCHES_2026_11 = "patches-2026-11"
 
 #: how many recent alert ids a run remembers to recognise resent triggers
 RECENT_ALERT_IDS = 2000
@@ -146,15 +154,17 @@ DRAIN_NOTIFICATIONS = timedelta(seconds=60)
 class IncidentWorkflow:
     @workflow.init
     def __init__(self, start: IncidentStart) -> None:
+        # first, before anything asks a patch: see PATCHES_2026_11
+        self._bundled = workflow.patched(PATCHES_2026_11)
         self.policy = start.policy
         self.start_alert = start.alert
         self.s = start.carried or self._new_snapshot(start.alert)
         self.rules = IncidentRules(
             self.s,
             self.policy,
-            typed_actors=lambda: workflow.patched(TYPED_ACTORS),
-            calendar_clocks=lambda: workflow.patched(SLA_CALENDARS),
-            tells_stakeholders=lambda: workflow.patched(STAKEHOLDER_NOTICES),
+            typed_actors=lambda: self._patched(TYPED_ACTORS),
+            calendar_clocks=lambda: self._patched(SLA_CALENDARS),
+            tells_stakeholders=lambda: self._patched(STAKEHOLDER_NOTICES),
         )
         #: events not yet written to PostgreSQL, by seq (a coalesced event is re-queued)
         self._unsynced: dict[int, TimelineEvent] = {}
@@ -192,6 +202,11 @@ class IncidentWorkflow:
         self._slack_paged: list[str] = []
         self._slack_invited: set[str] = set()
 
+    def _patched(self, patch_id: str) -> bool:
+        """``workflow.patched`` for this workflow's patches: true at once in a run that took
+        the :data:`PATCHES_2026_11` bundle, asked one by one in a run recorded before it."""
+        return self._bundled or workflow.patched(patch_id)
+
     # ------------------------------------------------------------------ main loop
     @workflow.run
     async def run(self, start: IncidentStart) -> IncidentSnapshot:
@@ -201,7 +216,7 @@ class IncidentWorkflow:
         if start.carried is None:
             alert = start.alert
             details = {"source": alert.source, "dedup_key": alert.dedup_key, "title": alert.title}
-            if workflow.patched(OPEN_IN_ONE_WRITE):
+            if self._patched(OPEN_IN_ONE_WRITE):
                 # the trigger's events and clocks first (they need no number), written with
                 # the number in one activity; its pages go out once the number is known
                 step = self.rules.trigger(alert.actor, details, workflow.now())
@@ -247,7 +262,7 @@ class IncidentWorkflow:
                 self._handing_over = True
                 await self._run(self.rules.hand_over(workflow.now()))
                 break
-            await wait_until_due(self.rules.next_due(), self._woken())
+            await wait_until_due(self.rules.next_due(), self._woken(), patched=self._patched)
             now = workflow.now()
             escalation_due = self.s.deadlines.next_escalation
             self._apply(self.rules.fire_due(now))
@@ -262,12 +277,14 @@ class IncidentWorkflow:
             # Bounded: a new alert for this key waits for this run to end (ingest retries),
             # so a mail server that is down must not hold the key for the whole retry budget.
             try:
-                await wait_or_time_out(lambda: not self._notifications, DRAIN_NOTIFICATIONS)
+                await wait_or_time_out(
+                    lambda: not self._notifications, DRAIN_NOTIFICATIONS, patched=self._patched
+                )
             except TimeoutError:
                 pass
             if self._notifications:
                 workflow.logger.warning("closing with notifications still being retried")
-        if slack is not None and workflow.patched(SLACK_IN_TICKET):
+        if slack is not None and self._patched(SLACK_IN_TICKET):
             self._slack_draining = True
             await slack
             slack = None
@@ -291,7 +308,7 @@ class IncidentWorkflow:
                     action_ids=list(self._action_ids),
                 )
             )
-        if self._queued is not None and workflow.patched(ALERT_SIGNALS):
+        if self._queued is not None and self._patched(ALERT_SIGNALS):
             # closed or handed over with alerts signalled meanwhile: the first opens the
             # key's next incident (a new number), the rest count against it
             first = self._queued
@@ -401,7 +418,7 @@ class IncidentWorkflow:
 
     @workflow.signal
     def alert_repeated(self, repeat: AlertRepeat) -> None:
-        if not self.s.number and workflow.patched(ALERT_SIGNALS):
+        if not self.s.number and self._patched(ALERT_SIGNALS):
             self._queued_repeats += 1  # before the trigger: counted right after it
             return
         if self.rules.is_open():
@@ -409,7 +426,7 @@ class IncidentWorkflow:
 
     @workflow.signal
     def alert_cleared(self, clear: AlertClear) -> None:
-        if not self.s.number and workflow.patched(ALERT_SIGNALS):
+        if not self.s.number and self._patched(ALERT_SIGNALS):
             # the fast path answers before the trigger step: a clear sent right after the
             # alert (a flapping check) applies after it, never before
             self._early_clear = clear
@@ -460,7 +477,7 @@ class IncidentWorkflow:
             return self.s.summary()
         if self.rules.severity_policy().review_required:
             self._guard(a)
-            if workflow.patched(CLOSE_STARTS_REVIEW):
+            if self._patched(CLOSE_STARTS_REVIEW):
                 self._remember_action()
                 self._handing_over = True
                 await self._run(self.rules.start_review(a.actor, event_details(a), workflow.now()))
@@ -540,7 +557,7 @@ class IncidentWorkflow:
     @workflow.update
     async def pause(self, a: PauseInput) -> IncidentSnapshot:
         """Stop the pausable clocks (waiting on a vendor); ``until`` resumes them."""
-        workflow.patched(SLA_PAUSE)  # a new Update: histories that pause carry the marker
+        self._patched(SLA_PAUSE)  # a new Update: histories that pause carry the marker
         return self._act(a)
 
     @pause.validator
@@ -549,7 +566,7 @@ class IncidentWorkflow:
 
     @workflow.update
     async def resume(self, a: ResumeInput) -> IncidentSnapshot:
-        workflow.patched(SLA_PAUSE)
+        self._patched(SLA_PAUSE)
         return self._act(a)
 
     @resume.validator
@@ -559,7 +576,7 @@ class IncidentWorkflow:
     @workflow.update
     async def link(self, a: LinkInput) -> IncidentSnapshot:
         """Relate this incident to another (the client sends the inverse to the other)."""
-        workflow.patched(INCIDENT_LINKS)  # a new Update: histories that link carry the marker
+        self._patched(INCIDENT_LINKS)  # a new Update: histories that link carry the marker
         return self._act(a)
 
     @link.validator
@@ -568,7 +585,7 @@ class IncidentWorkflow:
 
     @workflow.update
     async def unlink(self, a: UnlinkInput) -> IncidentSnapshot:
-        workflow.patched(INCIDENT_LINKS)
+        self._patched(INCIDENT_LINKS)
         return self._act(a)
 
     @unlink.validator
@@ -696,7 +713,9 @@ class IncidentWorkflow:
         self, event: TimelineEvent, targets: list[EscalationTarget], page: bool
     ) -> None:
         view = self._slack_now()
-        failures, result = await notify_posting(self.s.summary(), event, targets, page=page)
+        failures, result = await notify_posting(
+            self.s.summary(), event, targets, page=page, patched=self._patched
+        )
         for details in failures:
             self._apply(self.rules.notification_failed(details, workflow.now()))
         if page and self.policy.slack is not None:
@@ -768,7 +787,7 @@ class IncidentWorkflow:
             await workflow.wait_condition(
                 lambda: self._slack_due() or self._slack_draining or self._finished
             )
-            if not self._slack_due() or not workflow.patched(SLACK_SYNC):
+            if not self._slack_due() or not self._patched(SLACK_SYNC):
                 return
             opening = self._slack_wants_channel()
             channel = self.s.slack_channel
@@ -801,7 +820,7 @@ class IncidentWorkflow:
                 details = {"targets": ["slack"], "reason": cause}
                 self._apply(self.rules.notification_failed(details, workflow.now()))
                 continue
-            if result.channel != self.s.slack_channel and workflow.patched(SLACK_IN_TICKET):
+            if result.channel != self.s.slack_channel and self._patched(SLACK_IN_TICKET):
                 self._ticket_dirty = True
             self.s.slack_channel = result.channel
             self._slack_invited.update(invite)

@@ -43,11 +43,17 @@ async def wait_until(fn: Callable[[], bool], seconds: float | timedelta | None) 
             timer.cancel()
 
 
-async def wait_or_time_out(fn: Callable[[], bool], seconds: float | timedelta | None) -> None:
+async def wait_or_time_out(
+    fn: Callable[[], bool],
+    seconds: float | timedelta | None,
+    *,
+    patched: Callable[[str], bool] = workflow.patched,
+) -> None:
     """``workflow.wait_condition(fn, timeout=seconds)``, or :func:`wait_until` once the
-    workflow has taken the :data:`INVARIANT_WAITS` patch. Raises ``TimeoutError`` on the old
+    workflow has taken the :data:`INVARIANT_WAITS` patch (asked through ``patched``: a
+    workflow that bundles its patches passes its own). Raises ``TimeoutError`` on the old
     path only, as before; callers treat both the same way."""
-    if workflow.patched(INVARIANT_WAITS):
+    if patched(INVARIANT_WAITS):
         await wait_until(fn, seconds)
     else:
         await workflow.wait_condition(fn, timeout=seconds)
