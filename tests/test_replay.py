@@ -25,7 +25,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, WorkflowReplayResult
 
 from worker.main import STRICT_SANDBOX, WORKFLOWS
-from workflows.incident import PATCHES_2026_11
+from workflows import incident
+from workflows.common import NOTIFY_HEARTBEATS
+from workflows.incident import BUNDLED_2026_11, PATCHES_2026_11
 from workflows.waiting import INVARIANT_WAITS
 
 TESTS = Path(__file__).parent
@@ -116,6 +118,18 @@ def test_the_invariant_histories_took_the_patch() -> None:
     assert PY311_HISTORIES
     for path in PY311_HISTORIES:
         assert INVARIANT_WAITS not in patches(path), path.name
+
+
+def test_the_bundle_stands_for_every_patch_the_incident_asks() -> None:
+    """Every patch the incident asks through ``_patched`` is in the bundle (it refuses any
+    other at run time), the shared waits and heartbeats too, and nothing else asks
+    ``workflow.patched`` but the bundle and ``_patched`` itself."""
+    source = Path(incident.__file__).read_text(encoding="utf-8")
+    asked = {getattr(incident, name) for name in re.findall(r"self\._patched\((\w+)\)", source)}
+    assert asked and asked <= BUNDLED_2026_11
+    assert {NOTIFY_HEARTBEATS, INVARIANT_WAITS} <= BUNDLED_2026_11
+    assert source.count("patched=self._patched") == 3  # notify, due dates, the drain
+    assert re.findall(r"workflow\.patched\((\w+)\)", source) == ["PATCHES_2026_11", "patch_id"]
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

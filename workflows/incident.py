@@ -87,6 +87,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.lifecycle import OPEN_STATUSES
     from schemas.policy import EscalationTarget
     from workflows.common import (
+        NOTIFY_HEARTBEATS,
         SEND_RETRY,
         TICKET_RETRY,
         Background,
@@ -94,7 +95,7 @@ with workflow.unsafe.imports_passed_through():
         wait_until_due,
     )
     from workflows.review import PostIncidentReviewWorkflow, ReviewStart
-    from workflows.waiting import wait_or_time_out
+    from workflows.waiting import INVARIANT_WAITS, wait_or_time_out
 
 #: patch: only a person acknowledges or takes command (``schemas.lifecycle``); before it, any
 #: actor but "monitoring" acknowledged and only the acknowledging person became commander
@@ -139,6 +140,24 @@ INCIDENT_LINKS = "incident-links"
 #: Runs recorded before it do not have its marker and replay through each patch as before.
 #: A later patch is asked on its own (``workflow.patched``), not bundled into this one.
 PATCHES_2026_11 = "patches-2026-11"
+#: what :data:`PATCHES_2026_11` stands for; ``_patched`` refuses any other id, since a run
+#: that took the bundle before a later patch existed must replay that patch's old branch
+BUNDLED_2026_11 = frozenset(
+    {
+        TYPED_ACTORS,
+        CLOSE_STARTS_REVIEW,
+        ALERT_SIGNALS,
+        OPEN_IN_ONE_WRITE,
+        SLA_CALENDARS,
+        SLA_PAUSE,
+        SLACK_SYNC,
+        SLACK_IN_TICKET,
+        STAKEHOLDER_NOTICES,
+        INCIDENT_LINKS,
+        NOTIFY_HEARTBEATS,
+        INVARIANT_WAITS,
+    }
+)
 
 #: how many recent alert ids a run remembers to recognise resent triggers
 RECENT_ALERT_IDS = 2000
@@ -205,6 +224,8 @@ class IncidentWorkflow:
     def _patched(self, patch_id: str) -> bool:
         """``workflow.patched`` for this workflow's patches: true at once in a run that took
         the :data:`PATCHES_2026_11` bundle, asked one by one in a run recorded before it."""
+        if patch_id not in BUNDLED_2026_11:
+            raise ValueError(f"{patch_id!r} is not in patches-2026-11: ask workflow.patched")
         return self._bundled or workflow.patched(patch_id)
 
     # ------------------------------------------------------------------ main loop
