@@ -136,7 +136,7 @@ INCIDENT_LINKS = "incident-links"
 #: ``python-invariant-waits``) at once. A run started by this code asks it first and then
 #: takes them all, recording one marker and one ``TemporalChangeVersion`` upsert where it
 #: recorded one per patch it reached: each upsert is a visibility write on the server, and a
-#: new incident reached three before its first page (alert storms, docs/reliability.md).
+#: new incident reached three before its first page (README, "Benchmarks").
 #: Runs recorded before it do not have its marker and replay through each patch as before.
 #: A later patch is asked on its own (``workflow.patched``), not bundled into this one.
 PATCHES_2026_11 = "patches-2026-11"
