@@ -238,6 +238,11 @@ async def ingest(
     return Ingested(timed, time.perf_counter() - started, prefix)
 
 
+def errors_figure(name: str, errors: int, load: float) -> Figure:
+    """Answers other than 202: the goal is none."""
+    return Figure(name=name, value=errors, unit="count", goal="0", ok=errors == 0, load=load)
+
+
 def table(
     server: str,
     bases: Baselines,
@@ -301,16 +306,7 @@ def table(
                     load=load,
                 )
             )
-        result.add(
-            Figure(
-                name="storm: errors (non-202)",
-                value=storm.timed.errors,
-                unit="count",
-                goal="0",
-                ok=storm.timed.errors == 0,
-                load=load,
-            )
-        )
+        result.add(errors_figure("storm: errors (non-202)", storm.timed.errors, load))
     if bases.signal_workflows_rate is not None:
         result.add(
             Figure(
@@ -365,16 +361,7 @@ def table(
                 load=load,
             )
         )
-    result.add(
-        Figure(
-            name="errors (non-202)",
-            value=done.timed.errors,
-            unit="count",
-            goal="0",
-            ok=done.timed.errors == 0,
-            load=load,
-        )
-    )
+    result.add(errors_figure("errors (non-202)", done.timed.errors, load))
     return result
 
 

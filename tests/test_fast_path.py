@@ -29,7 +29,7 @@ from schemas.incident import Alert
 from schemas.policy_file import load_policy
 from starter.client import IncidentClient
 from tests.conftest import wait_for
-from tests.support_api import alertmanager_alert, alertmanager_payload, api_stack
+from tests.support_api import ApiStack, alertmanager_alert, alertmanager_payload, api_stack
 from tests.support_drills import assert_verified, drill_policy_yaml, fetch_all
 from tests.support_incidents import Stack, record_history, running_stack
 from tests.support_receivers import HttpReceiver
@@ -208,6 +208,24 @@ async def test_integrations_and_respond_async_answer_before_the_number(
         assert kinds == ["triggered", "alert_cleared", "resolved"], kinds
 
 
+async def opened_fast(api: ApiStack, database_url: str, key: str) -> str:
+    """Trigger ``key`` over the native API with ``Prefer: respond-async`` (202, no number)
+    and return the incident's number once its ticket row exists."""
+    body = {"title": "queue backlog", "service": api.names.service, "dedup_key": key}
+    headers = {**api.auth("ingest"), "Prefer": "respond-async"}
+    accepted = await api.http.post("/api/v1/incidents", json=body, headers=headers)
+    assert accepted.status_code == 202, accepted.text
+
+    async def ticket_number() -> str | None:
+        rows = await fetch_all(
+            database_url, "SELECT number FROM incidents WHERE dedup_key = %s", key
+        )
+        return str(rows[0][0]) if rows else None
+
+    number: str = await wait_for(ticket_number, timeout=15, message="the ticket row")
+    return number
+
+
 class _ListingRecorder(Interceptor):
     """Records the visibility queries a Temporal client makes (the real client, observed)."""
 
@@ -236,19 +254,7 @@ async def test_an_action_on_a_fast_path_incident_is_located_in_the_ticket_store(
     config["interceptors"] = [recorder]
     observed = Client(**config)
     async with api_stack(observed, database_url, task_queue) as api:
-        key = f"located-{uuid.uuid4().hex[:8]}"
-        body = {"title": "queue backlog", "service": api.names.service, "dedup_key": key}
-        headers = {**api.auth("ingest"), "Prefer": "respond-async"}
-        accepted = await api.http.post("/api/v1/incidents", json=body, headers=headers)
-        assert accepted.status_code == 202, accepted.text
-
-        async def ticket_number() -> str | None:
-            rows = await fetch_all(
-                database_url, "SELECT number FROM incidents WHERE dedup_key = %s", key
-            )
-            return str(rows[0][0]) if rows else None
-
-        number = await wait_for(ticket_number, timeout=15, message="the ticket row")
+        number = await opened_fast(api, database_url, f"located-{uuid.uuid4().hex[:8]}")
         acked = await api.http.post(
             f"/api/v1/incidents/{number}/acknowledge", json={}, headers=api.auth("respond")
         )
@@ -293,19 +299,7 @@ async def test_a_new_incident_takes_every_patch_with_one_marker(
     of each per patch it reached (three before the first page, more at each action). Runs
     recorded before the bundle replay through each patch (tests/test_replay.py)."""
     async with api_stack(temporal_client, database_url, task_queue) as api:
-        key = f"bundled-{uuid.uuid4().hex[:8]}"
-        body = {"title": "queue backlog", "service": api.names.service, "dedup_key": key}
-        headers = {**api.auth("ingest"), "Prefer": "respond-async"}
-        accepted = await api.http.post("/api/v1/incidents", json=body, headers=headers)
-        assert accepted.status_code == 202, accepted.text
-
-        async def ticket_number() -> str | None:
-            rows = await fetch_all(
-                database_url, "SELECT number FROM incidents WHERE dedup_key = %s", key
-            )
-            return str(rows[0][0]) if rows else None
-
-        number = await wait_for(ticket_number, timeout=15, message="the ticket row")
+        number = await opened_fast(api, database_url, f"bundled-{uuid.uuid4().hex[:8]}")
         for action, data in (
             ("acknowledge", {}),
             ("mitigate", {"note": "drained the queue"}),
