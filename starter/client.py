@@ -399,6 +399,11 @@ class IncidentClient:
                 "and a display_name in the policy); post the update without public"
             )
 
+    def remember(self, number: str, workflow_id: str) -> None:
+        """Keep ``number``'s workflow id (a number never moves to another workflow id) when
+        the caller read it already, so the next action does not look it up again."""
+        self._workflow_ids[number] = workflow_id
+
     async def _handle(self, number: str) -> WorkflowHandle[Any, Any]:
         """The incident's workflow, for an Update: remembered, else from ``locate`` (an
         indexed read, where a visibility list query costs the server a scan per action on

@@ -282,14 +282,20 @@ async def events(pool: Pool, number: str) -> list[TimelineEvent]:
     return out
 
 
-async def highest_number(pool: Pool) -> int:
-    """The highest incident number ever allocated (0 before the first)."""
+async def highest_number_and_workflow(pool: Pool, number: str) -> tuple[int, str | None]:
+    """The highest incident number ever allocated (0 before the first) and the workflow id
+    of ``number``'s ticket (None when it has none yet), in one read."""
     async with pool.connection() as conn:
-        cur = await conn.execute("SELECT last_value, is_called FROM incident_number_seq")
+        cur = await conn.execute(
+            "SELECT s.last_value, s.is_called, "
+            "(SELECT workflow_id FROM incidents WHERE number = %s) FROM incident_number_seq s",
+            (number,),
+        )
         row = await cur.fetchone()
-    if row is None or not row[1]:
-        return 0
-    return int(row[0])
+    if row is None:
+        return 0, None
+    last_value, is_called, workflow_id = row
+    return (int(last_value) if is_called else 0), (str(workflow_id) if workflow_id else None)
 
 
 async def notification_counts(pool: Pool) -> dict[str, int]:

@@ -97,6 +97,8 @@ class ApiContext:
             return await call
 
 
-def get_context(request: Request) -> ApiContext:
+async def get_context(request: Request) -> ApiContext:
+    # async: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop (and,
+    # under a burst, a wait for one of its 40 threads) before every request
     ctx: ApiContext = request.app.state.ctx
     return ctx

@@ -156,14 +156,18 @@ def request_model(
 # ---------------------------------------------------------------------------- helpers
 async def ensure_may_exist(ctx: ApiContext, number: str) -> None:
     """404 at once for a number above the sequence's high-water mark: it was never allocated,
-    so there is no need to wait on (eventually consistent) visibility to say so."""
+    so there is no need to wait on (eventually consistent) visibility to say so. The same
+    read gives the ticket's workflow id, which the client keeps for the action that follows
+    (one round trip to PostgreSQL per action, not two)."""
     if ctx.pool is None:
         return
     try:
-        highest = await tickets_read.highest_number(ctx.pool)
+        highest, workflow_id = await tickets_read.highest_number_and_workflow(ctx.pool, number)
     except _DB_DOWN:
         return
-    if int(number.removeprefix("INC-")) > highest:
+    if workflow_id is not None and ctx.incidents is not None:
+        ctx.incidents.remember(number, workflow_id)
+    elif int(number.removeprefix("INC-")) > highest:
         raise IncidentNotFound(f"no incident {number}")
 
 
