@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -65,12 +65,15 @@ SANDBOX = SandboxedWorkflowRunner(restrictions=RESTRICTIONS.with_passthrough_mod
 
 @dataclass
 class WorkerTuning:
-    max_cached_workflows: int = 2000
-    max_concurrent_activities: int = 200
-    max_concurrent_workflow_tasks: int = 100
-    workflow_task_pollers: int = 10
-    activity_task_pollers: int = 10
-    graceful_shutdown: timedelta = field(default_factory=lambda: timedelta(seconds=10))
+    """How much the worker takes on at once; the defaults, and why, are the ``WORKER_*``
+    fields of :class:`Settings`."""
+
+    max_cached_workflows: int
+    max_concurrent_activities: int
+    max_concurrent_workflow_tasks: int
+    workflow_task_pollers: int
+    activity_task_pollers: int
+    graceful_shutdown: timedelta
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerTuning:
