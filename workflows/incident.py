@@ -265,22 +265,18 @@ class IncidentWorkflow:
                     snapshot=self.s.summary(),
                     events=[e.model_copy(deep=True) for e in step.events],
                 )
-                if self._patched(OPEN_LOCALLY):
-                    self.s.number = await workflow.execute_local_activity(
-                        OPEN_INCIDENT,
-                        opening,
-                        result_type=str,
-                        start_to_close_timeout=timedelta(seconds=30),
-                        retry_policy=TICKET_RETRY,
-                    )
-                else:
-                    self.s.number = await workflow.execute_activity(
-                        OPEN_INCIDENT,
-                        opening,
-                        result_type=str,
-                        start_to_close_timeout=timedelta(seconds=30),
-                        retry_policy=TICKET_RETRY,
-                    )
+                execute = (
+                    workflow.execute_local_activity
+                    if self._patched(OPEN_LOCALLY)
+                    else workflow.execute_activity
+                )
+                self.s.number = await execute(
+                    OPEN_INCIDENT,
+                    opening,
+                    result_type=str,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=TICKET_RETRY,
+                )
                 self._apply(step, written=True)
             else:
                 self.s.number = await workflow.execute_activity(
