@@ -23,7 +23,6 @@ from temporalio.client import (
 )
 
 from schemas.actions import CancelInput, NoteInput
-from schemas.activity_io import NOTIFY, OPEN_INCIDENT
 from schemas.actors import Person
 from schemas.enums import Action
 from schemas.incident import Alert
@@ -34,7 +33,7 @@ from tests.support_api import ApiStack, alertmanager_alert, alertmanager_payload
 from tests.support_drills import assert_verified, drill_policy_yaml, fetch_all
 from tests.support_incidents import Stack, record_history, running_stack
 from tests.support_receivers import HttpReceiver
-from workflows.incident import PATCHES_2026_12
+from workflows.incident import PATCHES_2026_11
 
 #: alerts in the flood: the incident is cancelled halfway, so some reach a run that counts
 #: them, some race the cancel, and the rest reach the closing run (which carries them) or
@@ -295,13 +294,10 @@ def _patch_records(history: WorkflowHistory) -> tuple[list[str], int]:
 async def test_a_new_incident_takes_every_patch_with_one_marker(
     temporal_client: Client, database_url: str, task_queue: str
 ) -> None:
-    """A run started by today's code asks the ``patches-2026-12`` bundle once and takes every
+    """A run started by today's code asks the ``patches-2026-11`` bundle once and takes every
     patch with it: one marker and one ``TemporalChangeVersion`` upsert where it recorded one
     of each per patch it reached (three before the first page, more at each action). Runs
-    recorded before the bundle replay through each patch (tests/test_replay.py).
-
-    Its first write (``open_incident``) ran as a local activity: a marker in the first
-    workflow task, which also scheduled the first page; no activity task for it."""
+    recorded before the bundle replay through each patch (tests/test_replay.py)."""
     async with api_stack(temporal_client, database_url, task_queue) as api:
         number = await opened_fast(api, database_url, f"bundled-{uuid.uuid4().hex[:8]}")
         for action, data in (
@@ -323,29 +319,8 @@ async def test_a_new_incident_takes_every_patch_with_one_marker(
         await wait_for(resolved_in_the_ticket, timeout=15, message="the resolved ticket row")
         history = await api.stack.client.history(number)
         ids, version_upserts = _patch_records(history)
-        assert ids == [PATCHES_2026_12], ids
+        assert ids == [PATCHES_2026_11], ids
         assert version_upserts == 1
-        scheduled = [
-            e.activity_task_scheduled_event_attributes.activity_type.name
-            for e in history.events
-            if e.HasField("activity_task_scheduled_event_attributes")
-        ]
-        assert OPEN_INCIDENT not in scheduled and NOTIFY in scheduled, scheduled
-        page = next(
-            i
-            for i, e in enumerate(history.events)
-            if e.activity_task_scheduled_event_attributes.activity_type.name == NOTIFY
-        )
-        completed = "workflow_task_completed_event_attributes"
-        tasks_before_page = [e for e in history.events[:page] if e.HasField(completed)]
-        assert len(tasks_before_page) == 1  # the task that started the run paged
-        local = [
-            e.marker_recorded_event_attributes
-            for e in history.events
-            if e.HasField("marker_recorded_event_attributes")
-            and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
-        ]
-        assert len(local) == 1
         numbered = [
             e
             for e in history.events
@@ -354,4 +329,4 @@ async def test_a_new_incident_takes_every_patch_with_one_marker(
             in e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
         ]
         assert len(numbered) == 1  # visibility still finds it by number
-        await record_history(api.stack, number, "patches_2026_12_lifecycle")
+        await record_history(api.stack, number, "patches_bundled_lifecycle")

@@ -27,7 +27,7 @@ from temporalio.worker import Replayer, WorkflowReplayResult
 from worker.main import STRICT_SANDBOX, WORKFLOWS
 from workflows import incident
 from workflows.common import NOTIFY_HEARTBEATS
-from workflows.incident import BUNDLED_2026_11, BUNDLED_2026_12, BUNDLES, PATCHES_2026_11
+from workflows.incident import BUNDLED_2026_11, PATCHES_2026_11
 from workflows.waiting import INVARIANT_WAITS
 
 TESTS = Path(__file__).parent
@@ -106,36 +106,30 @@ def patches(path: Path) -> set[str]:
 
 
 def test_the_invariant_histories_took_the_patch() -> None:
-    """A history recorded today carries the python-invariant-waits patch, itself or in one of
-    the incident's bundles (without it, it would replay only on the Python that recorded it);
-    none of the 3.11 ones does. A run that took a bundle asks no other patch, and each bundle
-    has a history that took it."""
-    markers = {marker for marker, _ in BUNDLES}
+    """A history recorded today carries the python-invariant-waits patch, itself or in the
+    incident's patches-2026-11 bundle (without it, it would replay only on the Python that
+    recorded it); none of the 3.11 ones does."""
     for path in HISTORIES:
-        assert patches(path) & ({INVARIANT_WAITS} | markers), path.name
-    for marker in markers:
-        bundled = [path for path in HISTORIES if marker in patches(path)]
-        assert bundled, f"no history recorded with the {marker} bundle"
-        for path in bundled:
-            assert patches(path) == {marker}, path.name
+        assert patches(path) & {INVARIANT_WAITS, PATCHES_2026_11}, path.name
+    bundled = [path for path in HISTORIES if PATCHES_2026_11 in patches(path)]
+    assert bundled, "no history recorded with the patches-2026-11 bundle"
+    for path in bundled:  # the bundle stands for them: a run that took it asks no other
+        assert patches(path) == {PATCHES_2026_11}, path.name
     assert PY311_HISTORIES
     for path in PY311_HISTORIES:
         assert INVARIANT_WAITS not in patches(path), path.name
 
 
 def test_the_bundle_stands_for_every_patch_the_incident_asks() -> None:
-    """Every patch the incident asks through ``_patched`` is in the newest bundle (it refuses
-    any other at run time), the shared waits and heartbeats too; each bundle holds all of the
-    one before it; and nothing asks ``workflow.patched`` but the bundles and ``_patched``."""
+    """Every patch the incident asks through ``_patched`` is in the bundle (it refuses any
+    other at run time), the shared waits and heartbeats too, and nothing else asks
+    ``workflow.patched`` but the bundle and ``_patched`` itself."""
     source = Path(incident.__file__).read_text(encoding="utf-8")
     asked = {getattr(incident, name) for name in re.findall(r"self\._patched\((\w+)\)", source)}
-    assert BUNDLES[0][1] == BUNDLED_2026_12
-    assert asked and asked <= BUNDLED_2026_12
-    assert incident.OPEN_LOCALLY in asked
-    assert {NOTIFY_HEARTBEATS, INVARIANT_WAITS} <= BUNDLED_2026_11 < BUNDLED_2026_12
-    assert [marker for marker, _ in BUNDLES] == ["patches-2026-12", PATCHES_2026_11]
+    assert asked and asked <= BUNDLED_2026_11
+    assert {NOTIFY_HEARTBEATS, INVARIANT_WAITS} <= BUNDLED_2026_11
     assert source.count("patched=self._patched") == 3  # notify, due dates, the drain
-    assert re.findall(r"workflow\.patched\((\w+)\)", source) == ["marker", "patch_id"]
+    assert re.findall(r"workflow\.patched\((\w+)\)", source) == ["PATCHES_2026_11", "patch_id"]
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

@@ -138,10 +138,10 @@ INCIDENT_LINKS = "incident-links"
 #: recorded one per patch it reached: each upsert is a visibility write on the server, and a
 #: new incident reached three before its first page (README, "Benchmarks").
 #: Runs recorded before it do not have its marker and replay through each patch as before.
-#: A later patch joins a later bundle, never this one: a run that took this bundle before the
-#: later patch existed must replay that patch's old branch.
+#: A later patch is asked on its own (``workflow.patched``), not bundled into this one.
 PATCHES_2026_11 = "patches-2026-11"
-#: what :data:`PATCHES_2026_11` stands for
+#: what :data:`PATCHES_2026_11` stands for; ``_patched`` refuses any other id, since a run
+#: that took the bundle before a later patch existed must replay that patch's old branch
 BUNDLED_2026_11 = frozenset(
     {
         TYPED_ACTORS,
@@ -159,23 +159,6 @@ BUNDLED_2026_11 = frozenset(
     }
 )
 
-#: patch: a new incident's first write (``open_incident``: its number, ticket row and
-#: events) runs as a local activity inside the workflow task that started the run, so its
-#: first page is scheduled by that same task: one workflow task and one activity task fewer
-#: per incident (no matching, no activity events; ``open_incident`` is idempotent per run, so
-#: a task retried after a worker died finds its row). Server CPU per incident 30-34 -> 23-28
-#: ms, end to end 0.75-0.90x -> 0.91-0.93x of the two-activity baseline (README, Benchmarks).
-#: Only the first write: a later ticket write that waits out a database outage must not hold
-#: the workflow task (and the pages behind it) the way a local activity would.
-OPEN_LOCALLY = "open-locally"
-#: every patch of :data:`PATCHES_2026_11` and the ones after it; a run started by this code
-#: asks this bundle first, then the older one (a run recorded with it), then patch by patch
-PATCHES_2026_12 = "patches-2026-12"
-BUNDLED_2026_12 = BUNDLED_2026_11 | {OPEN_LOCALLY}
-#: the bundles, newest first, with what each stands for; ``_patched`` refuses any id outside
-#: the newest, so a patch is always in the bundle a new run takes
-BUNDLES = ((PATCHES_2026_12, BUNDLED_2026_12), (PATCHES_2026_11, BUNDLED_2026_11))
-
 #: how many recent alert ids a run remembers to recognise resent triggers
 RECENT_ALERT_IDS = 2000
 #: how many recent responder Update ids a run remembers (carried across continue-as-new), so
@@ -190,11 +173,8 @@ DRAIN_NOTIFICATIONS = timedelta(seconds=60)
 class IncidentWorkflow:
     @workflow.init
     def __init__(self, start: IncidentStart) -> None:
-        # first, before anything asks a patch: see BUNDLES (the newest a run took stands
-        # for all its patches; a run recorded before any bundle asks patch by patch)
-        self._bundle: frozenset[str] = next(
-            (ids for marker, ids in BUNDLES if workflow.patched(marker)), frozenset()
-        )
+        # first, before anything asks a patch: see PATCHES_2026_11
+        self._bundled = workflow.patched(PATCHES_2026_11)
         self.policy = start.policy
         self.start_alert = start.alert
         self.s = start.carried or self._new_snapshot(start.alert)
@@ -242,11 +222,11 @@ class IncidentWorkflow:
         self._slack_invited: set[str] = set()
 
     def _patched(self, patch_id: str) -> bool:
-        """``workflow.patched`` for this workflow's patches: true at once in a run whose
-        bundle holds it (:data:`BUNDLES`), asked on its own in a run recorded before."""
-        if patch_id not in BUNDLES[0][1]:
-            raise ValueError(f"{patch_id!r} is in no bundle: add it to {BUNDLES[0][0]}")
-        return patch_id in self._bundle or workflow.patched(patch_id)
+        """``workflow.patched`` for this workflow's patches: true at once in a run that took
+        the :data:`PATCHES_2026_11` bundle, asked one by one in a run recorded before it."""
+        if patch_id not in BUNDLED_2026_11:
+            raise ValueError(f"{patch_id!r} is not in patches-2026-11: ask workflow.patched")
+        return self._bundled or workflow.patched(patch_id)
 
     # ------------------------------------------------------------------ main loop
     @workflow.run
@@ -261,18 +241,12 @@ class IncidentWorkflow:
                 # the trigger's events and clocks first (they need no number), written with
                 # the number in one activity; its pages go out once the number is known
                 step = self.rules.trigger(alert.actor, details, workflow.now())
-                opening = RecordIncidentInput(
-                    snapshot=self.s.summary(),
-                    events=[e.model_copy(deep=True) for e in step.events],
-                )
-                execute = (
-                    workflow.execute_local_activity
-                    if self._patched(OPEN_LOCALLY)
-                    else workflow.execute_activity
-                )
-                self.s.number = await execute(
+                self.s.number = await workflow.execute_activity(
                     OPEN_INCIDENT,
-                    opening,
+                    RecordIncidentInput(
+                        snapshot=self.s.summary(),
+                        events=[e.model_copy(deep=True) for e in step.events],
+                    ),
                     result_type=str,
                     start_to_close_timeout=timedelta(seconds=30),
                     retry_policy=TICKET_RETRY,
